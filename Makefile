@@ -1,0 +1,41 @@
+# Two entry points for a new user: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint bench system-deps
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.demo: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+$(VENV)/.bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $@
+
+## Start the chat demo on the embedded hub: http://127.0.0.1:8000
+demo: $(VENV)/.demo
+	$(BIN)/wschannels-chat
+
+## Install what the tests need (Python packages, chromium, redis-server) and run the whole suite.
+test: $(VENV)/.test system-deps lint
+	$(BIN)/pytest
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+system-deps:
+	bash scripts/system-deps.sh
+
+## Run the benchmark suite; results land in docs/benchmarks/.
+bench: $(VENV)/.bench
+	$(BIN)/python -m bench

@@ -1,0 +1,218 @@
+"""Process plumbing for the benchmarks: pinned subprocesses, ports, /proc readings, Redis."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Server side on one core, load generator on the other, so neither steals the other's CPU.
+SERVER_CORE = 0
+LOAD_CORE = 1
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(RuntimeError):
+    """A server or load generator did not behave; the message says which and why."""
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft open-file limit to the hard limit; return the new limit.
+
+    10,000 connections need 10,000 descriptors on each side, above the usual soft limit of 1,024.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def pinning_available() -> bool:
+    """Whether `taskset` exists and there are at least two cores to separate server and load."""
+    return shutil.which("taskset") is not None and len(os.sched_getaffinity(0)) >= 2
+
+
+def pinned(core: int, argv: Sequence[str]) -> list[str]:
+    """`argv` prefixed with `taskset -c core` where pinning is possible."""
+    if pinning_available():
+        return ["taskset", "-c", str(core), *argv]
+    return list(argv)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """Block until something accepts on `port`; fail early if `proc` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"process exited with {proc.returncode} before listening on {port}")
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise BenchError(f"nothing listening on port {port} after {timeout:.0f} s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time that process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of process `pid`."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def python_env() -> dict[str, str]:
+    """Environment for child Pythons: the repo root importable, output unbuffered."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class Server:
+    """A server subprocess pinned to the server core, listening on `port`."""
+
+    name: str
+    argv: list[str]
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    log: Any = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            pinned(SERVER_CORE, self.argv),
+            cwd=REPO,
+            env=python_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for_port(self.port, self.proc, timeout)
+        except BenchError as e:
+            self.stop()
+            raise BenchError(f"{self.name}: {e}\n{self.output()}") from None
+
+    def output(self, limit: int = 4000) -> str:
+        """The tail of what the server printed (for error messages)."""
+        if self.log is None:
+            return ""
+        self.log.seek(0)
+        text: str = self.log.read().decode(errors="replace")
+        return text[-limit:]
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 5 s; the server's whole process group goes."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        self.proc = None
+
+
+@contextlib.contextmanager
+def running(servers: Sequence[Server]) -> Iterator[Sequence[Server]]:
+    """Start `servers` in order, yield them, stop them all whatever happens."""
+    started: list[Server] = []
+    try:
+        for s in servers:
+            s.start()
+            started.append(s)
+        yield servers
+    finally:
+        for s in reversed(started):
+            s.stop()
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def run_load(module: str, args: Sequence[str], timeout: float) -> dict[str, Any]:
+    """Run a load generator pinned to the load core; return the JSON object it prints last."""
+    argv = pinned(LOAD_CORE, python_module(module, *args))
+    try:
+        done = subprocess.run(
+            argv,
+            cwd=REPO,
+            env=python_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise BenchError(f"{module} did not finish within {timeout:.0f} s") from e
+    lines = [ln for ln in done.stdout.decode(errors="replace").splitlines() if ln.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = done.stderr.decode(errors="replace")[-3000:]
+        raise BenchError(f"{module} {' '.join(args)} failed ({done.returncode}):\n{tail}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A throwaway redis-server on a free port (server core, no persistence); yields its URL."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise BenchError("redis-server is not installed (scripts/system-deps.sh installs it)")
+    port = free_port()
+    argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--maxclients", "10000"]
+    server = Server("redis", argv, port)
+    server.start()
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.stop()

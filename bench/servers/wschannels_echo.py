@@ -1,0 +1,55 @@
+"""wschannels echo: the same echo as the raw Starlette one, written against the binding.
+
+`--form route` serves Starlette `WebSocketRoute`s: `/` with `@wschannels.messages()` and
+`/json` with `@wschannels.json(Msg)`; `--form asgi` serves the bare `wschannels.asgi(handler)`
+app of the `messages()` handler on every path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+
+import wschannels
+from bench.servers import serve, uvicorn_args
+from wschannels import Done, Receiver, Sender, select
+
+
+class Msg(msgspec.Struct):
+    user: str
+    text: str
+    seq: int
+
+
+@wschannels.messages()
+async def echo_text(receiver: Receiver[str], sender: Sender[str], done: Done) -> None:
+    while True:
+        chosen, value, ok = await select(receiver, done)
+        if chosen is done or not ok:
+            return
+        await sender.send(value)
+
+
+@wschannels.json(Msg)
+async def echo_json(receiver: Receiver[Msg], sender: Sender[Msg], done: Done) -> None:
+    while True:
+        chosen, value, ok = await select(receiver, done)
+        if chosen is done or not ok:
+            return
+        await sender.send(value)
+
+
+def app_for(form: str) -> Any:
+    if form == "asgi":
+        return wschannels.asgi(echo_text)
+    return Starlette(routes=[WebSocketRoute("/", echo_text), WebSocketRoute("/json", echo_json)])
+
+
+if __name__ == "__main__":
+    parser = uvicorn_args(__doc__ or "")
+    parser.add_argument("--form", choices=["route", "asgi"], default="route")
+    args = parser.parse_args()
+    serve(app_for(args.form), args.port, args.ws)

@@ -1,0 +1,69 @@
+"""wschannels: a WebSocket bound to Go-style channels, for asyncio.
+
+A handler declares a receiver of typed messages, a sender, a ``done``
+channel, a ``disconnect`` channel that takes a close code and an ``errors``
+channel, and runs its whole connection from one :func:`select` loop::
+
+    @wschannels.json(Message)
+    async def echo(receiver: Receiver[Message], sender: Sender[Message], done: Done) -> None:
+        while True:
+            chosen, message, ok = await select(receiver, done)
+            if chosen is done:
+                return
+            await sender.send(message)
+"""
+
+from .bindings import bytes_messages, json, messages, raw
+from .channels import (
+    Channel,
+    ChannelClosed,
+    ChannelStatistics,
+    SelectResult,
+    Send,
+    Ticker,
+    WouldBlock,
+    after,
+    select,
+    ticker,
+    try_select,
+)
+from .close_codes import CloseCode
+from .codecs import InvalidMessage
+from .connection import MessageTooBig, WriteFailed, WriteTimeout
+from .integrations.asgi import asgi
+from .integrations.uvicorn import run, uvicorn_config
+from .options import LogLevel, Options
+from .views import Disconnect, Done, Errors, Receiver, Sender
+
+__all__ = [
+    "Channel",
+    "ChannelClosed",
+    "ChannelStatistics",
+    "CloseCode",
+    "Disconnect",
+    "Done",
+    "Errors",
+    "InvalidMessage",
+    "LogLevel",
+    "MessageTooBig",
+    "Options",
+    "Receiver",
+    "SelectResult",
+    "Send",
+    "Sender",
+    "Ticker",
+    "WouldBlock",
+    "WriteFailed",
+    "WriteTimeout",
+    "after",
+    "asgi",
+    "bytes_messages",
+    "json",
+    "messages",
+    "raw",
+    "run",
+    "select",
+    "ticker",
+    "try_select",
+    "uvicorn_config",
+]

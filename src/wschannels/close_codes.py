@@ -1,0 +1,48 @@
+"""WebSocket close codes (RFC 6455 section 7.4 and the IANA registry)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = ["CloseCode", "check_sendable"]
+
+
+class CloseCode(IntEnum):
+    """Close codes, named as the seed's gorilla constants are, in Python style."""
+
+    NORMAL_CLOSURE = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    NO_STATUS_RCVD = 1005
+    ABNORMAL_CLOSURE = 1006
+    INVALID_FRAME_PAYLOAD_DATA = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_SERVER_ERR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
+    TLS_HANDSHAKE = 1015
+
+
+# Reserved codes that only describe a close locally and must never appear in a close frame.
+_NOT_ON_THE_WIRE = frozenset({1004, 1005, 1006, 1015})
+
+
+def check_sendable(code: int) -> int:
+    """Return ``code`` if it may be sent in a close frame.
+
+    Raises:
+        ValueError: a reserved code (1004, 1005, 1006, 1015) or one outside
+            1000-1014 and 3000-4999.
+    """
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise ValueError(f"a close code must be an int, got {code!r}")
+    if code in _NOT_ON_THE_WIRE or not (1000 <= code <= 1014 or 3000 <= code <= 4999):
+        raise ValueError(
+            f"close code {code} may not be sent on the wire; use 1000-1014 "
+            "(not 1004, 1005, 1006) or an application code in 3000-4999"
+        )
+    return int(code)

@@ -1,0 +1,201 @@
+"""How each binding turns frames into items and items into frames.
+
+A frame is ``str`` (a text frame) or ``bytes`` (a binary frame). Decoding
+errors become :class:`InvalidMessage`, reported on the handler's ``errors``
+channel with the raw payload; encoding errors raise at the ``send`` call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "BytesCodec",
+    "Codec",
+    "Frame",
+    "InvalidMessage",
+    "JsonCodec",
+    "RawCodec",
+    "TextCodec",
+    "WireKind",
+    "encode_for_kind",
+]
+
+Frame = str | bytes
+WireKind = Literal["json", "plain"]
+
+
+class InvalidMessage(Exception):
+    """A message from the client that the binding could not decode.
+
+    Attributes:
+        payload: the frame as it arrived (``str`` or ``bytes``).
+        reason: why it was rejected.
+    """
+
+    def __init__(self, payload: Frame, reason: str) -> None:
+        super().__init__(f"invalid message: {reason}")
+        self.payload = payload
+        self.reason = reason
+
+
+class Codec:
+    """Base of the four codecs: ``item_type`` for annotation checks, ``wire_kind`` for fan-out.
+
+    ``wire_kind`` groups codecs that produce the same frame for the same item,
+    so a room shared by different bindings encodes a message once per kind.
+    """
+
+    __slots__ = ()
+    item_type: Any = Any
+    wire_kind: WireKind = "plain"
+
+    def decode(self, frame: Frame) -> Any:
+        """Turn a received frame into an item. Raises :class:`InvalidMessage`."""
+        raise NotImplementedError
+
+    def encode(self, item: Any) -> Frame:
+        """Turn an item into a frame. Raises ``TypeError`` / ``ValueError``."""
+        raise NotImplementedError
+
+    def accepts(self, annotation: Any) -> bool:
+        """Whether ``Receiver[annotation]`` / ``Sender[annotation]`` fits this codec."""
+        return annotation is Any or annotation == self.item_type
+
+
+class TextCodec(Codec):
+    """``messages()``: text frames as ``str``; a binary frame must be UTF-8."""
+
+    __slots__ = ()
+    item_type = str
+
+    def decode(self, frame: Frame) -> str:
+        if type(frame) is str:
+            return frame
+        try:
+            return frame.decode("utf-8")  # type: ignore[union-attr]
+        except UnicodeDecodeError as error:
+            raise InvalidMessage(frame, f"binary frame is not UTF-8 text ({error})") from None
+
+    def encode(self, item: Any) -> Frame:
+        if type(item) is not str and not isinstance(item, str):
+            raise TypeError(f"messages() sends str, got {type(item).__name__}")
+        return item
+
+
+class BytesCodec(Codec):
+    """``bytes_messages()``: binary frames as ``bytes``; a text frame arrives as its UTF-8 bytes."""
+
+    __slots__ = ()
+    item_type = bytes
+
+    def decode(self, frame: Frame) -> bytes:
+        if type(frame) is bytes:
+            return frame
+        return frame.encode("utf-8") if isinstance(frame, str) else bytes(frame)
+
+    def encode(self, item: Any) -> Frame:
+        if type(item) is bytes:
+            return item
+        if isinstance(item, bytearray | memoryview):
+            return bytes(item)
+        raise TypeError(f"bytes_messages() sends bytes, got {type(item).__name__}")
+
+
+class RawCodec(Codec):
+    """``raw()``: ``str`` for text frames and ``bytes`` for binary ones, both ways."""
+
+    __slots__ = ()
+    item_type = str | bytes
+
+    def decode(self, frame: Frame) -> Frame:
+        return frame
+
+    def encode(self, item: Any) -> Frame:
+        if type(item) is str or type(item) is bytes:
+            return item
+        if isinstance(item, str):
+            return str(item)
+        if isinstance(item, bytearray | memoryview):
+            return bytes(item)
+        raise TypeError(f"raw() sends str or bytes, got {type(item).__name__}")
+
+    def accepts(self, annotation: Any) -> bool:
+        return annotation is Any or set(typing.get_args(annotation)) == {str, bytes}
+
+
+_json_encoder = msgspec.json.Encoder()
+
+
+class JsonCodec(Codec):
+    """``json(Model)``: JSON text frames decoded into ``Model`` and encoded from it.
+
+    msgspec handles dataclasses, ``msgspec.Struct``, ``TypedDict`` and plain
+    containers; a pydantic model is validated and dumped by pydantic itself.
+    """
+
+    __slots__ = ("_check_type", "_decode", "_encode", "item_type")
+    wire_kind: WireKind = "json"
+
+    def __init__(self, model: Any) -> None:
+        self.item_type = model
+        self._check_type: type | None = None
+        if _is_pydantic_model(model):
+            self._decode = model.model_validate_json
+            self._encode = _pydantic_dump
+            self._check_type = model
+        else:
+            try:
+                decoder = msgspec.json.Decoder(model)
+            except TypeError as error:
+                raise TypeError(f"json() cannot decode into {model!r}: {error}") from None
+            self._decode = decoder.decode
+            self._encode = _encode_json
+            if isinstance(model, type) and (
+                dataclasses.is_dataclass(model) or issubclass(model, msgspec.Struct)
+            ):
+                self._check_type = model
+
+    def decode(self, frame: Frame) -> Any:
+        try:
+            return self._decode(frame)
+        except (msgspec.ValidationError, msgspec.DecodeError) as error:
+            raise InvalidMessage(frame, str(error)) from None
+        except ValueError as error:  # pydantic.ValidationError is a ValueError
+            raise InvalidMessage(frame, str(error).replace("\n", " ")) from None
+
+    def encode(self, item: Any) -> Frame:
+        check = self._check_type
+        if check is not None and not isinstance(item, check):
+            raise TypeError(
+                f"json({check.__name__}) sends {check.__name__} items, got {type(item).__name__}"
+            )
+        return self._encode(item)
+
+
+def _encode_json(item: Any) -> str:
+    return _json_encoder.encode(item).decode()
+
+
+def _pydantic_dump(item: Any) -> str:
+    if hasattr(item, "model_dump_json"):
+        return item.model_dump_json()  # type: ignore[no-any-return]
+    return _encode_json(item)
+
+
+def _is_pydantic_model(model: Any) -> bool:
+    return isinstance(model, type) and hasattr(model, "model_validate_json")
+
+
+_plain = RawCodec()
+
+
+def encode_for_kind(kind: WireKind, message: object) -> Frame:
+    """Encode ``message`` once for every codec of ``kind`` (used by fan-out)."""
+    if kind == "json":
+        return _pydantic_dump(message)
+    return _plain.encode(message)

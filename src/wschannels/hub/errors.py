@@ -1,0 +1,81 @@
+"""What a Hub raises, and what it puts on a member's ``errors`` channel."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["BackendUnavailable", "SlowConsumer", "SlowConsumerPolicy"]
+
+
+class BackendUnavailable(Exception):
+    """The hub's backend (Redis) cannot be reached.
+
+    Raised by ``Hub.start`` when Redis is unreachable (the message names the
+    URL), and by ``publish`` / ``count`` while it is away. A publish that
+    raises it has already reached the members in this process: only the
+    other processes missed it.
+    """
+
+
+class SlowConsumerPolicy(StrEnum):
+    """What a Hub does with a member whose queue is over ``max_queued_bytes``.
+
+    Every choice is counted in ``Hub.statistics()``, logged, and put on the
+    member's ``errors`` channel as a :class:`SlowConsumer`.
+    """
+
+    DISCONNECT = "disconnect"
+    """Close the member with 1013 (Try Again Later) and drop what it had queued (default)."""
+    DROP_OLDEST = "drop_oldest"
+    """Drop the member's oldest queued messages until the new one fits."""
+    DROP_NEWEST = "drop_newest"
+    """Drop the new message for that member; what it has queued stays."""
+    BLOCK = "block"
+    """Make ``publish`` wait until the member's queue has room (the Go original's behaviour).
+
+    One stalled member then stalls its publishers and, over Redis, every room
+    this process receives: an explicit opt-in, never the default.
+    """
+
+
+_OUTCOMES = {
+    SlowConsumerPolicy.DISCONNECT: "closing it with 1013 Try Again Later",
+    SlowConsumerPolicy.DROP_OLDEST: "dropped its oldest queued messages",
+    SlowConsumerPolicy.DROP_NEWEST: "dropped this message for it",
+    SlowConsumerPolicy.BLOCK: "publish waits until it catches up",
+}
+
+
+class SlowConsumer(Exception):
+    """A member of a room fell behind: its queue went over the hub's ``max_queued_bytes``.
+
+    Attributes:
+        room: the room whose message did not fit.
+        policy: what the hub did about it.
+        queued_bytes: bytes the member had queued and not yet written.
+        max_queued_bytes: the hub's bound.
+        dropped_bytes: bytes of messages dropped for this member by this choice.
+    """
+
+    def __init__(
+        self,
+        peer: str,
+        room: str,
+        policy: SlowConsumerPolicy,
+        queued_bytes: int,
+        max_queued_bytes: int,
+        dropped_bytes: int = 0,
+    ) -> None:
+        outcome = _OUTCOMES[policy]
+        if dropped_bytes:
+            outcome += f" ({dropped_bytes} bytes dropped)"
+        super().__init__(
+            f"slow consumer {peer} in room {room!r}: {queued_bytes} bytes queued, over "
+            f"max_queued_bytes={max_queued_bytes}; policy {policy.value}: {outcome}"
+        )
+        self.peer = peer
+        self.room = room
+        self.policy = policy
+        self.queued_bytes = queued_bytes
+        self.max_queued_bytes = max_queued_bytes
+        self.dropped_bytes = dropped_bytes

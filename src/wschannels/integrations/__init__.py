@@ -1,0 +1,1 @@
+"""Ways to serve a decorated handler: a bare ASGI app, and the default uvicorn runner."""

@@ -1,0 +1,71 @@
+"""``run()``: uvicorn with the binding's keepalive and size options mapped onto it.
+
+The ASGI protocol hides ping and pong frames from applications, so under an
+ASGI server keepalive and the frame-size limit are the server's job. This maps
+them: ``ping_period`` → ``ws_ping_interval``, ``pong_wait - ping_period`` →
+``ws_ping_timeout`` (so a silent peer is dropped ``pong_wait`` after it was
+last heard, as in the seed), ``max_message_size`` → ``ws_max_size``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import uvicorn
+
+from ..options import Options
+
+__all__ = ["run", "uvicorn_config"]
+
+
+def uvicorn_config(
+    app: Any,
+    options: Options | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    **settings: Any,
+) -> uvicorn.Config:
+    """A ``uvicorn.Config`` for ``app`` with ``options`` mapped; ``settings`` override."""
+    if getattr(app, "__wschannels_route__", None) is not None and not _is_asgi_app(app):
+        from .asgi import asgi
+
+        app = asgi(app)
+    options = options if options is not None else Options()
+    ping_timeout = None
+    if options.pong_wait is not None:
+        ping_timeout = options.pong_wait - (options.ping_period or 0.0)
+    mapped: dict[str, Any] = {
+        "ws": "websockets-sansio",
+        "ws_ping_interval": options.ping_period,
+        "ws_ping_timeout": ping_timeout,
+        "ws_max_size": options.max_message_size,
+    }
+    mapped.update(settings)
+    return uvicorn.Config(app, host=host, port=port, **mapped)
+
+
+def _is_asgi_app(app: Any) -> bool:
+    """A decorated handler takes a WebSocket; an ASGI app takes (scope, receive, send)."""
+    return "scope" in inspect.signature(app).parameters
+
+
+def run(
+    app: Any,
+    options: Options | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    **settings: Any,
+) -> None:
+    """Serve ``app`` (an ASGI app, or a decorated handler) with uvicorn until stopped.
+
+    Args:
+        app: an ASGI application, or a handler decorated by a binding.
+        options: the binding options whose keepalive and size limits the server enforces.
+        host: interface to listen on.
+        port: TCP port.
+        settings: any other ``uvicorn.Config`` setting, e.g. ``log_level="warning"``.
+    """
+    uvicorn.Server(uvicorn_config(app, options, host=host, port=port, **settings)).run()

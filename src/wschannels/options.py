@@ -1,0 +1,122 @@
+"""Per-binding options, with the seed's names and defaults in Python units."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+__all__ = ["LogLevel", "Options"]
+
+
+class LogLevel(IntEnum):
+    """How much a connection logs: lines at or below the level are written (the seed's 0-3)."""
+
+    ERROR = 0
+    WARNING = 1
+    INFO = 2
+    DEBUG = 3
+
+    @property
+    def logging_level(self) -> int:
+        """The matching :mod:`logging` level."""
+        return _LOGGING_LEVELS[self]
+
+
+_LOGGING_LEVELS = {
+    LogLevel.ERROR: logging.ERROR,
+    LogLevel.WARNING: logging.WARNING,
+    LogLevel.INFO: logging.INFO,
+    LogLevel.DEBUG: logging.DEBUG,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How a binding runs its connections. Bad values fail here, naming the field.
+
+    Unlike the seed, a value set explicitly is kept even when it is zero: an
+    unbuffered channel (``send_channel_buffer=0``) or a write that never times
+    out (``write_wait=None``) can be asked for.
+
+    Attributes:
+        logger: where log lines go.
+        log_level: lines at or below this level are written.
+        skip_logging: no logging at all.
+        write_wait: seconds a write may take before the connection is given up
+            (``None``: never time out).
+        pong_wait: seconds of silence from the peer before it is considered gone.
+        ping_period: seconds between pings; must be shorter than ``pong_wait``.
+        max_message_size: largest message read, in bytes; a bigger one closes
+            the connection with 1009.
+        send_channel_buffer: items the sender holds before ``send`` waits.
+        recv_channel_buffer: messages the receiver holds before reading pauses.
+        allowed_origin: regular expression the ``Origin`` header must match as a
+            whole; ``{{host}}`` stands for the request's Host, escaped.
+        close_on_invalid_message: close with 1007 when a message cannot be
+            decoded, instead of reporting it on ``errors`` and going on.
+        errors_channel_buffer: errors held for the handler; older ones are
+            dropped (and counted) when it does not read them.
+    """
+
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("wschannels"))
+    log_level: LogLevel = LogLevel.INFO
+    skip_logging: bool = False
+    write_wait: float | None = 60.0
+    pong_wait: float | None = 60.0
+    ping_period: float | None = 48.0
+    max_message_size: int = 65536
+    send_channel_buffer: int = 10
+    recv_channel_buffer: int = 10
+    allowed_origin: str = r"https?://{{host}}$"
+    close_on_invalid_message: bool = False
+    errors_channel_buffer: int = 16
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.logger, logging.Logger):
+            raise TypeError(f"Options.logger must be a logging.Logger, got {self.logger!r}")
+        try:
+            object.__setattr__(self, "log_level", LogLevel(self.log_level))
+        except ValueError:
+            raise ValueError(
+                f"Options.log_level must be a LogLevel (0-3), got {self.log_level!r}"
+            ) from None
+        for name in ("write_wait", "pong_wait", "ping_period"):
+            _check_seconds(name, getattr(self, name))
+        if (
+            self.ping_period is not None
+            and self.pong_wait is not None
+            and self.ping_period >= self.pong_wait
+        ):
+            raise ValueError(
+                f"Options.ping_period ({self.ping_period}) must be shorter than "
+                f"Options.pong_wait ({self.pong_wait}), or the peer is dropped between pings"
+            )
+        _check_count("max_message_size", self.max_message_size, minimum=0)
+        _check_count("send_channel_buffer", self.send_channel_buffer, minimum=0)
+        _check_count("recv_channel_buffer", self.recv_channel_buffer, minimum=0)
+        _check_count("errors_channel_buffer", self.errors_channel_buffer, minimum=1)
+        if not isinstance(self.allowed_origin, str):
+            raise TypeError(
+                f"Options.allowed_origin must be a str, got {self.allowed_origin!r}"
+            )
+        try:
+            re.compile(self.allowed_origin.replace("{{host}}", "host"))
+        except re.error as error:
+            raise ValueError(
+                f"Options.allowed_origin {self.allowed_origin!r} is not a valid "
+                f"regular expression: {error}"
+            ) from None
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"Options.{name} must be a number of seconds > 0 or None, got {value!r}")
+
+
+def _check_count(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"Options.{name} must be an int >= {minimum}, got {value!r}")

@@ -1,0 +1,55 @@
+"""Room members over the real ``websockets`` client, speaking the chat's JSON protocol."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin
+
+TIMEOUT = 10.0
+
+
+class Member:
+    """One connection to ``/sockets/rooms/{room}/{name}``, from a page on the server's origin."""
+
+    def __init__(self, server_url: str, room: str, name: str, origin: str | None = None) -> None:
+        host = server_url.removeprefix("http://")
+        self.name = name
+        self._connecting = connect(
+            f"ws://{host}/sockets/rooms/{quote(room, safe='')}/{quote(name, safe='')}",
+            origin=Origin(origin or server_url),
+            open_timeout=TIMEOUT,
+            compression=None,
+            legacy=False,
+        )
+        self.socket: ClientConnection = self._connecting.__enter__()
+
+    def say(self, text: str, **extra: Any) -> None:
+        self.socket.send(json.dumps({"typ": "message", "text": text, **extra}))
+
+    def send_raw(self, frame: str) -> None:
+        self.socket.send(frame)
+
+    def next(self) -> dict[str, Any]:
+        """The next frame from the server, decoded."""
+        message: dict[str, Any] = json.loads(self.socket.recv(timeout=TIMEOUT))
+        return message
+
+    def next_of(self, typ: str) -> dict[str, Any]:
+        """The next frame of type ``typ``, skipping others (e.g. join notices)."""
+        while True:
+            message = self.next()
+            if message["typ"] == typ:
+                return message
+
+    def close(self) -> None:
+        self._connecting.__exit__(None, None, None)
+
+    def __enter__(self) -> Member:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,171 @@
+"""The room socket's protocol, spoken by real ``websockets`` clients to a real chat server."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from conftest import ChatServer
+from members import Member
+from websockets.exceptions import InvalidStatus
+
+from wschannels.chat.app import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
+
+
+def test_a_member_is_told_it_joined_and_the_others_are_told_too(chat_server: ChatServer) -> None:
+    with Member(chat_server.url, "joins", "alice") as alice:
+        assert alice.next() == {"typ": "join", "from": "alice", "text": "joined"}
+        with Member(chat_server.url, "joins", "bob") as bob:
+            assert bob.next() == {"typ": "join", "from": "bob", "text": "joined"}
+            assert alice.next() == {"typ": "join", "from": "bob", "text": "joined"}
+
+
+def test_a_message_reaches_everyone_in_the_room_and_comes_back_to_its_sender(
+    chat_server: ChatServer,
+) -> None:
+    with (
+        Member(chat_server.url, "talk", "alice") as alice,
+        Member(chat_server.url, "talk", "bob") as bob,
+        Member(chat_server.url, "elsewhere", "carol") as carol,
+        Member(chat_server.url, "elsewhere", "dave") as dave,
+    ):
+        alice.say("hello, bob")
+        expected = {"typ": "message", "from": "alice", "text": "hello, bob"}
+        assert alice.next_of("message") == expected
+        assert bob.next_of("message") == expected
+        # Carol's next message is Dave's, from her own room: Alice's never came.
+        dave.say("only for carol's room")
+        assert carol.next_of("message")["text"] == "only for carol's room"
+
+
+def test_the_sender_name_is_set_by_the_server_so_nobody_can_speak_as_someone_else(
+    chat_server: ChatServer,
+) -> None:
+    with (
+        Member(chat_server.url, "spoof", "alice") as alice,
+        Member(chat_server.url, "spoof", "mallory") as mallory,
+    ):
+        mallory.say("I am alice", **{"from": "alice"})
+        assert alice.next_of("message")["from"] == "mallory"
+
+
+def test_leaving_tells_the_others_who_left(chat_server: ChatServer) -> None:
+    with Member(chat_server.url, "leaving", "alice") as alice:
+        assert alice.next()["from"] == "alice"
+        bob = Member(chat_server.url, "leaving", "bob")
+        assert alice.next()["from"] == "bob"
+        bob.close()
+        assert alice.next() == {"typ": "leave", "from": "bob", "text": "left"}
+
+
+@pytest.mark.parametrize(
+    ("frame", "problem"),
+    [
+        (f'{{"typ": "message", "text": "{"x" * (MAX_TEXT_LENGTH + 1)}"}}', "at most"),
+        ('{"typ": "message", "text": "   "}', "empty"),
+        ('{"typ": "message", "text": "bell \\u0007"}', "control characters"),
+        ('{"typ": "shout", "text": "hi"}', "Unknown message type"),
+        ("this is not JSON", "could not be read"),
+        ('{"text": "no typ"}', "could not be read"),
+        ('{"typ": "message", "text": 42}', "could not be read"),
+    ],
+    ids=[
+        "too-long",
+        "blank",
+        "control-characters",
+        "unknown-typ",
+        "not-json",
+        "no-typ",
+        "not-a-str",
+    ],
+)
+def test_bad_input_gets_an_error_reply_and_the_socket_stays_open(
+    chat_server: ChatServer, frame: str, problem: str
+) -> None:
+    room = f"bad-input-{zlib.crc32(frame.encode())}"
+    with (
+        Member(chat_server.url, room, "alice") as alice,
+        Member(chat_server.url, room, "bob") as bob,
+    ):
+        alice.send_raw(frame)
+        error = alice.next_of("error")
+        assert problem in error["text"]
+        # Still open, still in the room: the next good message goes through,
+        # and it is the first message Bob sees, so the bad one never reached him.
+        alice.say("still here")
+        assert alice.next_of("message")["text"] == "still here"
+        assert bob.next_of("message")["text"] == "still here"
+
+
+def test_a_too_long_name_gets_an_error_reply_and_the_socket_stays_open(
+    chat_server: ChatServer,
+) -> None:
+    with Member(chat_server.url, "long-name", "alice") as alice:
+        assert alice.next()["from"] == "alice"
+        with Member(chat_server.url, "long-name", "n" * (MAX_NAME_LENGTH + 1)) as long_name:
+            first = long_name.next()
+            assert first["typ"] == "error"
+            assert f"at most {MAX_NAME_LENGTH} characters" in first["text"]
+            long_name.say("may I?")
+            assert long_name.next()["typ"] == "error"
+        # Alice was never told of a join, and nothing was said in her room.
+        with Member(chat_server.url, "long-name", "bob"):
+            assert alice.next() == {"typ": "join", "from": "bob", "text": "joined"}
+
+
+def test_an_invalid_room_name_gets_an_error_reply(chat_server: ChatServer) -> None:
+    with Member(chat_server.url, "no spaces allowed", "alice") as alice:
+        error = alice.next()
+        assert error["typ"] == "error"
+        assert "room name" in error["text"]
+
+
+def test_a_page_from_another_origin_cannot_open_the_socket(chat_server: ChatServer) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        Member(chat_server.url, "origin", "alice", origin="http://evil.example")
+    assert refused.value.response.status_code == 403
+
+
+def test_status_counts_connections_rooms_messages_and_errors(
+    start_chat_server: Callable[..., ChatServer],
+) -> None:
+    server = start_chat_server()
+    assert server.status() == {
+        "hub": "memory",
+        "connections": 0,
+        "connections_total": 0,
+        "rooms": 0,
+        "members": {},
+        "messages_in": 0,
+        "messages_out": 0,
+        "errors": 0,
+    }
+    with (
+        Member(server.url, "counted", "alice") as alice,
+        Member(server.url, "counted", "bob") as bob,
+    ):
+        bob.next_of("join")
+        alice.next_of("join")
+        status = server.status()
+        assert status["connections"] == 2
+        assert status["rooms"] == 1
+        assert status["members"] == {"counted": 2}
+
+        alice.say("one")
+        alice.say("two")
+        alice.send_raw("not JSON")
+        bob.next_of("message")
+        bob.next_of("message")
+        alice.next_of("error")
+
+        def counted(status: dict[str, Any]) -> bool:
+            return status["messages_in"] == 2 and status["errors"] == 1
+
+        status = server.wait_for_status(counted)
+        # Out: two own joins, two join notices published, two echoes, two publishes, one error.
+        assert status["messages_out"] == 9
+    status = server.wait_for_status(lambda status: status["connections"] == 0)
+    assert status["rooms"] == 0
+    assert status["connections_total"] == 2
