@@ -45,6 +45,7 @@ __all__ = [
 T = TypeVar("T")
 
 _randrange = random.randrange
+_random = random.random
 
 # Every order in which ``select`` may try its cases, by number of cases. Trying
 # them in one order drawn at random makes the choice among the ready cases
@@ -142,6 +143,11 @@ class _Selectable:
     """
 
     __slots__ = ()
+
+    @property
+    def _selectable(self) -> _Selectable:
+        """The object ``select`` drives for this case (views answer with their channel)."""
+        return self
 
     def _poll_recv(self) -> tuple[bool, Any, bool]:
         raise TypeError(f"{type(self).__name__} is send-only: it cannot be received from")
@@ -438,8 +444,6 @@ class Send:
 
 def _target(case: Any) -> _Selectable:
     """The object whose operations a case drives (a view answers with its channel)."""
-    if isinstance(case, _Selectable):
-        return case
     target = getattr(case, "_selectable", None)
     if isinstance(target, _Selectable):
         return target
@@ -532,7 +536,9 @@ async def _wait(
     if waiter.error is not None:
         raise waiter.error
     chosen = targets[index] if cases is None else cases[index]
-    return SelectResult(chosen, waiter.value, waiter.ok)
+    value = waiter.value
+    waiter.value = None  # a channel may list the waiter a while longer: keep no item alive
+    return SelectResult(chosen, value, waiter.ok)
 
 
 def _cancel_if_still_requested(task: asyncio.Task[Any]) -> None:
@@ -568,7 +574,9 @@ def _settle_cancelled(
     if sending[index]:
         return True
     if waiter.ok:  # hand the item back so the next receiver gets it, in order
-        targets[index]._put_back(waiter.value)
+        value = waiter.value
+        waiter.value = None
+        targets[index]._put_back(value)
     return False
 
 
@@ -595,6 +603,23 @@ async def select(*cases: Any, biased: bool = False) -> SelectResult:
         if chosen is receiver:
             ...
     """
+    count = len(cases)
+    if count == 2 and not biased:  # the common `select(receiver, done)`: poll with no set-up
+        first = 1 if _random() < 0.5 else 0
+        try:
+            case = cases[first]
+            ready, value, ok = case._selectable._poll_recv()
+            if ready:
+                return SelectResult(case, value, ok)
+            case = cases[1 - first]
+            ready, value, ok = case._selectable._poll_recv()
+            if ready:
+                return SelectResult(case, value, ok)
+        except (AttributeError, TypeError):
+            pass  # a Send case, or a bad one: the general path sorts it out
+        else:
+            targets = (cases[0]._selectable, cases[1]._selectable)
+            return await _wait(targets, (False, False), (None, None), cases)
     targets, sending, values = _resolve(cases)
     index, value, ok = _poll(targets, sending, values, biased)
     if index >= 0:

@@ -80,6 +80,12 @@ class ConnectionStats:
         self.errors_dropped = 0  # errors the handler did not read in time
 
 
+def _write_error(error: Exception) -> WriteFailed:
+    if isinstance(error, OSError):  # the client is gone; the reader will say so too
+        return WriteFailed(f"write failed, the client is gone: {error!r}")
+    return WriteFailed(f"write failed: {error!r}")
+
+
 class _Log:
     """Log lines prefixed with the peer address, each gated by a precomputed flag."""
 
@@ -128,11 +134,18 @@ class _ReceiverChannel(Channel[Any]):
         self._on_drained = on_drained
 
     def _poll_recv(self) -> tuple[bool, Any, bool]:
-        if self._buffer:
-            result = super()._poll_recv()
-            if self._closed and not self._buffer:
+        buffer = self._buffer
+        if buffer:
+            value = buffer.popleft()
+            send_waiters = self._send_waiters
+            while send_waiters:  # the transport's blocked delivery takes the freed slot
+                op = send_waiters.popleft()
+                if op.waiter.fire(op.index, None, True):
+                    buffer.append(op.value)
+                    break
+            if self._closed and not buffer:
                 self._on_drained()
-            return result
+            return True, value, True
         if self._closed:
             return False, None, False
         return super()._poll_recv()
@@ -315,7 +328,14 @@ class Connection:
         if self._over or self._close_code is not None:
             raise ChannelClosed("the connection is closed: nothing more can be sent")
         if self._pending is None and not self._queue:
-            self._write(frame)
+            try:
+                pending = self._transport.write(frame)
+            except Exception as error:
+                self._write_failed(_write_error(error))
+                return True
+            self.stats.messages_out += 1
+            if pending is not None:
+                self._wait_for_write(pending)
             return True
         if self._queued_from_sender < self._send_capacity:
             self._queue.append((frame, -1))
@@ -354,19 +374,20 @@ class Connection:
     def _write(self, frame: Frame) -> None:
         try:
             pending = self._transport.write(frame)
-        except OSError as error:  # the client is gone; the reader will say so too
-            self._write_failed(WriteFailed(f"write failed, the client is gone: {error!r}"))
-            return
         except Exception as error:
-            self._write_failed(WriteFailed(f"write failed: {error!r}"))
+            self._write_failed(_write_error(error))
             return
         self.stats.messages_out += 1
         if pending is not None:
-            self._pending = pending
-            pending.add_done_callback(self._written)
-            write_wait = self.options.write_wait
-            if write_wait is not None:
-                self._write_timer = self._loop.call_later(write_wait, self._write_timed_out)
+            self._wait_for_write(pending)
+
+    def _wait_for_write(self, pending: asyncio.Future[None]) -> None:
+        """The socket is full: hold further frames until this write is done, for write_wait."""
+        self._pending = pending
+        pending.add_done_callback(self._written)
+        write_wait = self.options.write_wait
+        if write_wait is not None:
+            self._write_timer = self._loop.call_later(write_wait, self._write_timed_out)
 
     def _written(self, pending: asyncio.Future[None]) -> None:
         if self._pending is not pending:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
+import socket
+import sys
 from collections.abc import Sequence
+
+import uvicorn
 
 import wschannels
 from wschannels.chat.app import create_app
+from wschannels.hub import BackendUnavailable, Hub
+from wschannels.hub.redis import redact
 
 REDIS_URL_VARIABLE = "WSCHANNELS_REDIS_URL"
 
@@ -41,17 +48,55 @@ def address(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Start the chat server and print the address to open."""
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)-9s %(name)s: %(message)s")
-    app = create_app(args.redis)
-    hub = f"Redis at {args.redis}" if args.redis else "the in-memory hub"
-    print(f"wschannels chat on {hub}: open {address(args.host, args.port)}", flush=True)
+class _Server(uvicorn.Server):
+    """uvicorn, printing the address to open once it is listening."""
+
+    def __init__(self, config: uvicorn.Config, hub_name: str) -> None:
+        super().__init__(config)
+        self._hub_name = hub_name
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            config = self.config
+            print(
+                f"wschannels chat on {self._hub_name}: open {address(config.host, config.port)}",
+                flush=True,
+            )
+
+
+async def _redis_problem(url: str) -> str | None:
+    """Why the hub cannot use Redis at ``url``, or None when it can: said once, plainly."""
+    hub = Hub(url)
     try:
-        wschannels.run(app, host=args.host, port=args.port)
+        await hub.start()
+    except BackendUnavailable as error:
+        return str(error)
+    await hub.stop()
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Start the chat server; print the address to open once it listens."""
+    args = parse_args(argv)
+    try:
+        app = create_app(args.redis)
+    except ValueError as error:  # e.g. a URL that is not redis://
+        sys.exit(f"wschannels-chat: {error}")
+    if args.redis:
+        # Before logging is set up, so a good check is silent and a bad one is one line.
+        problem = asyncio.run(_redis_problem(args.redis))
+        if problem is not None:
+            sys.exit(f"wschannels-chat: {problem.rstrip('.')}. Is Redis running at that address?")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)-9s %(name)s: %(message)s")
+    hub_name = "Redis at " + redact(args.redis) if args.redis else "the in-memory hub"
+    server = _Server(wschannels.uvicorn_config(app, host=args.host, port=args.port), hub_name)
+    try:
+        server.run()
     except KeyboardInterrupt:
         pass
+    if not server.started:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

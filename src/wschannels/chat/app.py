@@ -3,7 +3,7 @@
 Every connection is one handler running one ``select`` loop, as in the Go
 original's example. What that example got wrong is fixed here: input is
 validated on the server and a bad message gets an error reply instead of a
-dropped socket, and fan-out goes through :class:`wschannels.Hub`, whose
+dropped socket, and fan-out goes through :class:`~wschannels.hub.Hub`, whose
 delivery policy keeps one slow client from stalling a room.
 """
 
@@ -12,10 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,7 @@ from starlette.templating import Jinja2Templates
 
 import wschannels
 from wschannels import Done, Errors, Receiver, Sender
+from wschannels.hub import BackendUnavailable, Hub
 
 __all__ = [
     "MAX_NAME_LENGTH",
@@ -109,35 +107,13 @@ def text_problem(text: str) -> str | None:
 
 @dataclass
 class ChatStats:
-    """What this server process has seen, served as JSON at ``/status``."""
+    """What this server's room sockets have seen; ``/status`` adds the hub's counters."""
 
-    hub: str
     connections: int = 0
     connections_total: int = 0
     messages_in: int = 0
-    messages_out: int = 0
+    replies: int = 0
     errors: int = 0
-    members: Counter[str] = field(default_factory=Counter)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "hub": self.hub,
-            "connections": self.connections,
-            "connections_total": self.connections_total,
-            "rooms": len(self.members),
-            "members": dict(sorted(self.members.items())),
-            "messages_in": self.messages_in,
-            "messages_out": self.messages_out,
-            "errors": self.errors,
-        }
-
-    def joined(self, room: str) -> None:
-        self.members[room] += 1
-
-    def left(self, room: str) -> None:
-        self.members[room] -= 1
-        if self.members[room] <= 0:
-            del self.members[room]
 
 
 def _describe(error: Exception) -> str:
@@ -152,7 +128,7 @@ def _describe(error: Exception) -> str:
 def create_app(
     redis_url: str | None = None, options: wschannels.Options | None = None
 ) -> Starlette:
-    """Build the chat app on a :class:`wschannels.Hub`.
+    """Build the chat app on a :class:`~wschannels.hub.Hub`, started and stopped with the app.
 
     Args:
         redis_url: ``redis://host:port/db`` to share rooms with other processes
@@ -160,43 +136,35 @@ def create_app(
         options: connection options for the room socket; the defaults allow
             same-origin pages only.
     """
-    hub = wschannels.Hub(redis_url)
-    stats = ChatStats(hub="redis" if redis_url else "memory")
+    hub = Hub(redis_url)
+    stats = ChatStats()
     templates = Jinja2Templates(directory=HERE / "templates")
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with hub:
-            yield
+    def rooms_here() -> dict[str, int]:
+        """Rooms with members on this server, and how many."""
+        return {room: hub.local_count(room) for room in sorted(hub.rooms())}
+
+    def index_page(request: Request, room: str = "", problem: str | None = None) -> Response:
+        context = {"rooms": rooms_here(), "room": room, "problem": problem}
+        status_code = 200 if problem is None else 400
+        return templates.TemplateResponse(request, "index.html", context, status_code=status_code)
 
     async def index(request: Request) -> Response:
-        return templates.TemplateResponse(
-            request, "index.html", {"rooms": stats.as_json()["members"], "problem": None}
-        )
+        return index_page(request)
 
     async def pick_room(request: Request) -> Response:
         """The start page's form (GET /rooms?name=...): on to the room, or back with why not."""
         room = request.query_params.get("name", "").strip()
         problem = room_problem(room)
         if problem is not None:
-            return templates.TemplateResponse(
-                request,
-                "index.html",
-                {"rooms": stats.as_json()["members"], "problem": problem, "room": room},
-                status_code=400,
-            )
-        return RedirectResponse(request.url_for("room_page", name=room), status_code=303)
+            return index_page(request, room, problem)
+        return RedirectResponse(request.url_for("room_page", name=room).path, status_code=303)
 
     async def room_page(request: Request) -> Response:
         room = request.path_params["name"]
         problem = room_problem(room)
         if problem is not None:
-            return templates.TemplateResponse(
-                request,
-                "index.html",
-                {"rooms": stats.as_json()["members"], "problem": problem, "room": room},
-                status_code=404,
-            )
+            return index_page(request, room, problem)
         return templates.TemplateResponse(
             request,
             "room.html",
@@ -208,11 +176,26 @@ def create_app(
         )
 
     async def status(request: Request) -> Response:
-        return JSONResponse(stats.as_json())
+        hub_statistics = hub.statistics()
+        rooms = rooms_here()
+        return JSONResponse(
+            {
+                "hub": hub_statistics.backend,
+                "connections": stats.connections,
+                "connections_total": stats.connections_total,
+                "rooms": len(rooms),
+                "members": rooms,
+                "messages_in": stats.messages_in,
+                # Own replies, plus everything the hub handed to members here.
+                "messages_out": stats.replies + hub_statistics.delivered,
+                "errors": stats.errors,
+                "hub_statistics": hub_statistics._asdict(),
+            }
+        )
 
     async def reply(sender: Sender[Message], message: Message) -> None:
         await sender.send(message)
-        stats.messages_out += 1
+        stats.replies += 1
 
     async def refuse(sender: Sender[Message], problem: str) -> None:
         """Count a refused input and tell the client why; the socket stays open."""
@@ -220,8 +203,16 @@ def create_app(
         await reply(sender, Message(typ="error", text=problem))
 
     async def publish(room: str, message: Message, sender: Sender[Message]) -> None:
-        await hub.publish(room, message, exclude=sender)
-        stats.messages_out += 1
+        """Send ``message`` to the room's other members; say so if only some got it."""
+        try:
+            await hub.publish(room, message, exclude=sender)
+        except BackendUnavailable as error:
+            logger.warning("%s", error)
+            await refuse(
+                sender,
+                "The chat's message broker is unreachable: only people on this server "
+                "got that. It will catch up by itself.",
+            )
 
     @wschannels.json(Message, options)
     async def room_socket(
@@ -245,7 +236,6 @@ def create_app(
             else:
                 await hub.join(name, sender)
                 joined = True
-                stats.joined(name)
                 # Told once it is in: from here on, it gets everything said in the room.
                 await reply(sender, Message(typ="join", from_=client, text="joined"))
                 await publish(name, Message(typ="join", from_=client, text="joined"), sender)
@@ -281,9 +271,16 @@ def create_app(
         finally:
             stats.connections -= 1
             if joined:
-                stats.left(name)
-                await hub.leave(name, sender)
-                await publish(name, Message(typ="leave", from_=client, text="left"), sender)
+                await say_goodbye(name, client, sender)
+
+    async def say_goodbye(room: str, client: str, sender: Sender[Message]) -> None:
+        """Tell the room that ``client`` left (the hub already took it out of the room)."""
+        try:
+            await hub.leave(room, sender)
+            await hub.publish(room, Message(typ="leave", from_=client, text="left"), exclude=sender)
+        except (BackendUnavailable, RuntimeError) as error:
+            # RuntimeError: the server is shutting down and the hub has stopped.
+            logger.info("could not tell room %r that %r left: %s", room, client, error)
 
     return Starlette(
         routes=[
@@ -294,5 +291,5 @@ def create_app(
             WebSocketRoute("/sockets/rooms/{name}/{client:path}", room_socket, name="room_socket"),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
-        lifespan=lifespan,
+        lifespan=hub.lifespan,
     )

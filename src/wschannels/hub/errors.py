@@ -50,9 +50,11 @@ class SlowConsumer(Exception):
     """A member of a room fell behind: its queue went over the hub's ``max_queued_bytes``.
 
     Attributes:
+        peer: the member's address.
         room: the room whose message did not fit.
         policy: what the hub did about it.
         queued_bytes: bytes the member had queued and not yet written.
+        message_bytes: the size of the message that did not fit.
         max_queued_bytes: the hub's bound.
         dropped_bytes: bytes of messages dropped for this member by this choice.
     """
@@ -63,6 +65,7 @@ class SlowConsumer(Exception):
         room: str,
         policy: SlowConsumerPolicy,
         queued_bytes: int,
+        message_bytes: int,
         max_queued_bytes: int,
         dropped_bytes: int = 0,
     ) -> None:
@@ -70,12 +73,14 @@ class SlowConsumer(Exception):
         if dropped_bytes:
             outcome += f" ({dropped_bytes} bytes dropped)"
         super().__init__(
-            f"slow consumer {peer} in room {room!r}: {queued_bytes} bytes queued, over "
-            f"max_queued_bytes={max_queued_bytes}; policy {policy.value}: {outcome}"
+            f"slow consumer {peer} in room {room!r}: {queued_bytes} bytes queued, and a "
+            f"message of {message_bytes} bytes would go over max_queued_bytes="
+            f"{max_queued_bytes}; policy {policy.value}: {outcome}"
         )
         self.peer = peer
         self.room = room
         self.policy = policy
         self.queued_bytes = queued_bytes
+        self.message_bytes = message_bytes
         self.max_queued_bytes = max_queued_bytes
         self.dropped_bytes = dropped_bytes

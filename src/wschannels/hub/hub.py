@@ -519,26 +519,23 @@ class Hub:
                 self._disconnected += 1
                 self._forget(member)
                 member.disconnect(CloseCode.TRY_AGAIN_LATER)
-                self._report(
-                    member, SlowConsumer(member.peer, room, policy, queued, limit, dropped)
-                )
             elif policy is SlowConsumerPolicy.DROP_OLDEST:
                 frames_dropped, dropped = _drop_delivered(member, limit - nbytes)
                 self._dropped_oldest += frames_dropped
                 member.deliver(frame, nbytes)
                 self._delivered += 1
-                self._report(
-                    member, SlowConsumer(member.peer, room, policy, queued, limit, dropped)
-                )
             elif policy is SlowConsumerPolicy.DROP_NEWEST:
+                dropped = nbytes
                 self._dropped_newest += 1
-                self._report(member, SlowConsumer(member.peer, room, policy, queued, limit, nbytes))
             else:
+                dropped = 0
                 self._waits += 1
-                self._report(member, SlowConsumer(member.peer, room, policy, queued, limit))
                 if blocked is None:
                     blocked = []
                 blocked.append(entry)
+            error = SlowConsumer(member.peer, room, policy, queued, nbytes, limit, dropped)
+            member.report(error)
+            self._member_log.warning(str(error))
         return blocked
 
     async def _deliver_blocked(self, blocked: _Blocked) -> None:
@@ -563,10 +560,6 @@ class Hub:
                 self._undeliverable += 1
                 member.report(TypeError(error_text))
         self._member_log.warning(error_text)
-
-    def _report(self, member: Member, error: Exception) -> None:
-        member.report(error)
-        self._member_log.warning(str(error))
 
     def statistics(self) -> HubStatistics:
         """The hub's counters at this instant."""

@@ -277,6 +277,16 @@ class RedisBackend:
             except _TROUBLE as error:
                 self._log.debug("closing the Redis client: %r", error)
 
+    async def _drop_pooled_connections(self) -> None:
+        """Close every pooled connection: after an outage they may all be dead."""
+        client = self._client
+        if client is not None:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await client.connection_pool.disconnect()
+            except _TROUBLE as error:
+                self._log.debug("closing pooled Redis connections: %r", error)
+
     def _finish_batch(self) -> None:
         """Release everyone waiting in :meth:`synced` (the connection is gone or closing)."""
         batch = self._batch
@@ -300,6 +310,8 @@ class RedisBackend:
             self._subscribed.clear()
             self._acks.clear()
             self._finish_batch()
+            if isinstance(error.__context__, _TROUBLE):
+                error = error.__context__  # what broke, not redis-py's failed retry on top
             self._log.warning(
                 "hub lost Redis at %s (%s): members here still get this process's "
                 "publishes; reconnecting",
@@ -307,6 +319,7 @@ class RedisBackend:
                 _describe(error, self._timeout),
             )
             await self._close_pubsub()
+            await self._drop_pooled_connections()
             pubsub = await self._reconnect()
 
     async def _reconnect(self) -> PubSub:

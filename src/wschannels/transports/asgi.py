@@ -10,7 +10,7 @@ plain loop, and the handler's ``send`` return without a task switch.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable
 from typing import Any
 
 from ..codecs import Frame
@@ -27,10 +27,14 @@ def start(awaitable: Awaitable[None]) -> asyncio.Future[None] | None:
     Raises what the awaitable raises before its first wait. When it has to
     wait, a task finishes it and is returned.
     """
-    coro: Generator[Any, None, None] | Coroutine[Any, Any, None]
-    coro = awaitable.__await__() if not isinstance(awaitable, Coroutine) else awaitable
+    coro: Any = awaitable
     try:
-        yielded = coro.send(None)
+        step = coro.send
+    except AttributeError:  # an awaitable that is not a coroutine
+        coro = awaitable.__await__()
+        step = coro.send
+    try:
+        yielded = step(None)
     except StopIteration:
         return None
     return asyncio.ensure_future(_finish(coro, yielded))
@@ -70,8 +74,16 @@ class AsgiTransport:
 
     def write(self, frame: Frame) -> asyncio.Future[None] | None:
         if type(frame) is str:
-            return start(self._send({"type": "websocket.send", "text": frame}))
-        return start(self._send({"type": "websocket.send", "bytes": frame}))
+            coro = self._send({"type": "websocket.send", "text": frame})
+        else:
+            coro = self._send({"type": "websocket.send", "bytes": frame})
+        try:  # the common case, inlined from start(): the write completes at once
+            yielded = coro.send(None)
+        except StopIteration:
+            return None
+        except AttributeError:
+            return start(coro)
+        return asyncio.ensure_future(_finish(coro, yielded))
 
     def close(self, code: int) -> asyncio.Future[None] | None:
         return start(self._send({"type": "websocket.close", "code": code}))

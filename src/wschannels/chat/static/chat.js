@@ -135,9 +135,20 @@
       showState("offline", "offline, waiting for the network");
     }
   });
+  // Leaving the page closes the socket (the room is told at once); coming back
+  // to it through the browser's back/forward cache reconnects.
+  let nameBeforeHide = null;
   window.addEventListener("pagehide", () => {
+    nameBeforeHide = name;
     name = null;
     disconnect();
+  });
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted && nameBeforeHide !== null) {
+      name = nameBeforeHide;
+      attempt = 0;
+      connect();
+    }
   });
   stateEl.addEventListener("click", () => {
     // Tapping "reconnecting in 7s" retries now.
