@@ -82,6 +82,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
+def busy_cpu_seconds() -> float:
+    """CPU time all cores have spent not idle since boot (from /proc/stat).
+
+    Minus the server's and the generator's own CPU, this is what other processes took
+    during a measurement: the benchmarks share the machine with whatever else runs on it.
+    """
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of process `pid`."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -114,7 +125,7 @@ class Server:
         return self.proc.pid
 
     def start(self, timeout: float = 30.0) -> None:
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
             pinned(SERVER_CORE, self.argv),
             cwd=REPO,

@@ -13,7 +13,7 @@ from typing import Any
 import uvloop
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from bench.harness import cpu_seconds, raise_open_files_limit
+from bench.harness import busy_cpu_seconds, cpu_seconds, raise_open_files_limit
 from bench.load import (
     SIO_CONNECT,
     SIO_EVENT,
@@ -99,11 +99,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.sleep(args.warmup)
     counts.recording = True
     wall0, cpu0, server0 = time.perf_counter(), client_cpu_seconds(), cpu_seconds(args.server_pid)
+    busy0 = busy_cpu_seconds()
     await asyncio.sleep(args.duration)
     counts.recording = False
     wall = time.perf_counter() - wall0
     cpu = client_cpu_seconds() - cpu0
     server_cpu = cpu_seconds(args.server_pid) - server0
+    others = busy_cpu_seconds() - busy0 - cpu - server_cpu
     counts.stopping = True
     await asyncio.wait(tasks, timeout=10)
     n = counts.cycles
@@ -115,6 +117,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "client_cpu_util": cpu / wall,
         "server_cpu_us_per_cycle": server_cpu / n * 1e6 if n else float("nan"),
         "server_cpu_util": server_cpu / wall,
+        "other_cpu_util": max(0.0, others / wall),
         "errors": counts.errors,
     }
 

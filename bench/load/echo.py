@@ -18,7 +18,7 @@ from typing import Any
 import uvloop
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from bench.harness import cpu_seconds, raise_open_files_limit
+from bench.harness import busy_cpu_seconds, cpu_seconds, raise_open_files_limit
 from bench.load import (
     CDF_POINTS,
     SIO_CONNECT,
@@ -27,9 +27,9 @@ from bench.load import (
     SIO_PING,
     SIO_PONG,
     client_cpu_seconds,
-    origin_of,
     emit,
     gather_limited,
+    origin_of,
     percentiles,
     sio_event,
     socketio_url,
@@ -123,7 +123,7 @@ class EchoClient(WSListener):  # type: ignore[misc]
 
 
 async def connect(url: str, run: Run, message: bytes, window: int, socketio: bool) -> EchoClient:
-    transport, client = await ws_connect(
+    _, client = await ws_connect(
         lambda: EchoClient(run, message, window, socketio),
         url,
         websocket_handshake_timeout=30,
@@ -178,11 +178,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     run.recording = True
     wall0, cpu0 = time.perf_counter(), client_cpu_seconds()
     server0 = cpu_seconds(args.server_pid) if args.server_pid else 0.0
+    busy0 = busy_cpu_seconds()
     await asyncio.sleep(args.duration)
     run.recording = False
     wall = time.perf_counter() - wall0
     cpu = client_cpu_seconds() - cpu0
     server_cpu = cpu_seconds(args.server_pid) - server0 if args.server_pid else float("nan")
+    others = busy_cpu_seconds() - busy0 - cpu - server_cpu
     n = run.received
 
     run.stopping = True
@@ -207,6 +209,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "client_cpu_util": cpu / wall,
         "server_cpu_us_per_msg": server_cpu / n * 1e6 if n else float("nan"),
         "server_cpu_util": server_cpu / wall,
+        "other_cpu_util": max(0.0, others / wall),
         "connect_seconds": connect_seconds,
         "errors": run.errors,
     }

@@ -18,7 +18,7 @@ from typing import Any
 import uvloop
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from bench.harness import cpu_seconds, raise_open_files_limit, rss_bytes
+from bench.harness import busy_cpu_seconds, cpu_seconds, raise_open_files_limit, rss_bytes
 from bench.load import (
     CDF_POINTS,
     SIO_CONNECT,
@@ -26,6 +26,7 @@ from bench.load import (
     SIO_OPEN,
     SIO_PING,
     SIO_PONG,
+    client_cpu_seconds,
     emit,
     gather_limited,
     origin_of,
@@ -108,19 +109,19 @@ class Client(WSListener):  # type: ignore[misc]
             self.ready.set_exception(ConnectionError("disconnected before joining"))
 
 
-async def connect(url: str, run: Run, socketio: bool, member: bool, timeout: float) -> Client:
+async def connect(url: str, run: Run, socketio: bool, member: bool, limit: float) -> Client:
     async def attempt() -> Client:
         _, client = await ws_connect(
             lambda: Client(run, socketio, member),
             url,
-            websocket_handshake_timeout=timeout,
+            websocket_handshake_timeout=limit,
             extra_headers={"Origin": origin_of(url)},
         )
         await client.ready
         assert isinstance(client, Client)
         return client
 
-    return await asyncio.wait_for(attempt(), timeout)
+    return await asyncio.wait_for(attempt(), limit)
 
 
 def server_cpu(pids: list[int]) -> float:
@@ -136,9 +137,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     run = Run(args.publishes)
 
     t0 = time.perf_counter()
+    deadline = t0 + args.connect_timeout  # for all joins together: a stuck server ends them
+
+    async def join(url: str) -> Client | BaseException:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return TimeoutError(f"not joined within {args.connect_timeout:.0f} s")
+        return await _settled(connect(url, run, socketio, True, left))
 
     def joiner(url: str) -> Callable[[], Awaitable[Client | BaseException]]:
-        return lambda: _settled(connect(url, run, socketio, True, args.connect_timeout))
+        return lambda: join(url)
 
     outcomes = await gather_limited(
         [joiner(member_urls[i % len(member_urls)]) for i in range(args.members)],
@@ -167,7 +175,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     lost = 0
     timeouts_in_a_row = 0
     published = 0
-    wall0, cpu0 = time.perf_counter(), server_cpu(pids)
+    wall0, cpu0, busy0 = time.perf_counter(), server_cpu(pids), busy_cpu_seconds()
+    own0 = client_cpu_seconds()
     for n in range(args.publishes):
         if n >= args.min_publishes and time.perf_counter() - wall0 > args.budget:
             break
@@ -188,6 +197,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             latencies.append((run.last[n] - sent_at) * 1e3)
         await asyncio.sleep(args.gap)
     cpu = server_cpu(pids) - cpu0
+    wall = time.perf_counter() - wall0
+    others = busy_cpu_seconds() - busy0 - cpu - (client_cpu_seconds() - own0)
     run.stopping = True
     p50, p99 = percentiles(latencies, [50, 99])
     result.update(
@@ -200,6 +211,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         p99_ms=p99,
         cdf_ms=percentiles(latencies, CDF_POINTS),
         server_cpu_ms_per_publish=cpu / published * 1e3,
+        other_cpu_util=max(0.0, others / wall),
         server_rss_bytes=max(result["server_rss_bytes"], sum(rss_bytes(p) for p in pids)),
     )
     for c in [publisher, *members]:
@@ -227,7 +239,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--budget", type=float, default=20.0, help="stop publishing after this")
     p.add_argument("--publish-timeout", type=float, default=10.0)
     p.add_argument("--gap", type=float, default=0.1, help="pause after each delivery")
-    p.add_argument("--connect-timeout", type=float, default=60.0)
+    p.add_argument("--connect-timeout", type=float, default=60.0, help="for all members")
     p.add_argument("--connect-concurrency", type=int, default=100)
     p.add_argument("--server-pids", default="")
     return p.parse_args()

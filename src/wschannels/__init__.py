@@ -29,13 +29,15 @@ from .channels import (
 )
 from .close_codes import CloseCode
 from .codecs import InvalidMessage
-from .connection import MessageTooBig, WriteFailed, WriteTimeout
+from .connection import MessageTooBig, ReceiverStalled, WriteFailed, WriteTimeout
+from .hub import BackendUnavailable, Hub, HubStatistics, SlowConsumer, SlowConsumerPolicy
 from .integrations.asgi import asgi
 from .integrations.uvicorn import run, uvicorn_config
 from .options import LogLevel, Options
 from .views import Disconnect, Done, Errors, Receiver, Sender
 
 __all__ = [
+    "BackendUnavailable",
     "Channel",
     "ChannelClosed",
     "ChannelStatistics",
@@ -43,14 +45,19 @@ __all__ = [
     "Disconnect",
     "Done",
     "Errors",
+    "Hub",
+    "HubStatistics",
     "InvalidMessage",
     "LogLevel",
     "MessageTooBig",
     "Options",
     "Receiver",
+    "ReceiverStalled",
     "SelectResult",
     "Send",
     "Sender",
+    "SlowConsumer",
+    "SlowConsumerPolicy",
     "Ticker",
     "WouldBlock",
     "WriteFailed",

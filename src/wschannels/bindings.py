@@ -10,7 +10,6 @@ connects. The decorated handler is still an ``async def`` that Starlette
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import typing
@@ -24,7 +23,7 @@ from .codecs import BytesCodec, Codec, JsonCodec, RawCodec, TextCodec
 from .connection import Connection
 from .options import Options
 from .origin import origin_allowed
-from .transports.asgi import AsgiTransport
+from .transports.asgi import AsgiReader, AsgiTransport
 from .views import Disconnect, Done, Errors, Receiver, Sender
 
 __all__ = ["BoundHandler", "bytes_messages", "json", "messages", "raw", "route_of"]
@@ -72,7 +71,7 @@ class Route:
             await _deny(scope, send, 403, b"Origin not allowed")
             return
         await send({"type": "websocket.accept"})
-        transport = AsgiTransport(receive, send)
+        transport = AsgiTransport(send)
         connection = Connection(
             self.codec, options, transport, peer, wants_receiver=self.wants_receiver
         )
@@ -81,19 +80,13 @@ class Route:
             arguments[name] = _view(connection, kind)
         if self.websocket_parameter is not None and self.websocket_parameter not in arguments:
             arguments[self.websocket_parameter] = WebSocket(scope, receive, send)
-        reader = asyncio.get_running_loop().create_task(transport.read(connection))
+        reader = AsgiReader(receive, connection)
+        connection.attach_puller(reader)
+        reader.start()
         try:
             await connection.run(self.handler(**arguments))
         finally:
-            if not reader.done():
-                reader.cancel()
-            try:
-                await reader
-            except asyncio.CancelledError:
-                if not reader.cancelled():
-                    raise
-            except Exception as error:
-                connection._log.debug("reader ended with %r", error)
+            reader.close()
 
 
 def _view(connection: Connection, kind: str) -> Any:
@@ -105,7 +98,7 @@ def _view(connection: Connection, kind: str) -> Any:
         return connection.done
     if kind == "disconnect":
         return Disconnect(connection)
-    return Errors(connection.errors_channel)
+    return Errors(connection.errors_channel, connection.done)
 
 
 def _origin_and_host(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
@@ -165,7 +158,7 @@ def _analyse(handler: Handler, codec: Codec, options: Options, binding: str) -> 
     if not inspect.iscoroutinefunction(handler):
         raise TypeError(f"{binding}() decorates an async def handler, got {handler!r}")
     try:
-        hints = typing.get_type_hints(handler)
+        hints = typing.get_type_hints(handler, include_extras=True)
     except Exception as error:
         raise TypeError(
             f"cannot resolve the annotations of {handler.__qualname__}: {error}"
@@ -176,6 +169,8 @@ def _analyse(handler: Handler, codec: Codec, options: Options, binding: str) -> 
     for parameter in inspect.signature(handler).parameters.values():
         hint = hints.get(parameter.name, parameter.annotation)
         origin = typing.get_origin(hint) or hint
+        if origin is typing.Annotated:  # framework metadata (Depends, Query): not a view
+            origin = None
         kind = _VIEWS.get(origin)
         if kind is not None:
             if kind in ("receiver", "sender"):
@@ -201,6 +196,10 @@ def _check_item_type(handler: Handler, name: str, hint: Any, codec: Codec, bindi
 
 
 def _name(annotation: Any) -> str:
+    arguments = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if arguments and origin is not None and origin is not typing.Union:
+        return f"{_name(origin)}[{', '.join(map(_name, arguments))}]"
     return getattr(annotation, "__name__", None) or repr(annotation)
 
 

@@ -90,7 +90,7 @@ class ChannelStatistics(NamedTuple):
 class _Waiter:
     """One blocked ``select`` (or send/recv): fired at most once, by one case."""
 
-    __slots__ = ("error", "future", "index", "ok", "resumed", "value")
+    __slots__ = ("error", "future", "index", "ok", "pulled", "resumed", "value")
 
     def __init__(self, future: asyncio.Future[None]) -> None:
         self.future = future
@@ -99,6 +99,9 @@ class _Waiter:
         self.ok = False
         self.error: BaseException | None = None
         self.resumed = False  # its task took the result: value and ok are final
+        # While its task waits on a puller's read instead of ``future``: that read,
+        # which firing cancels to wake the task (see ``_Selectable._puller``).
+        self.pulled: asyncio.Future[Any] | None = None
 
     def fire(self, index: int, value: Any, ok: bool) -> bool:
         """Complete the waiter through case ``index``; False if it is already over."""
@@ -109,6 +112,8 @@ class _Waiter:
         self.value = value
         self.ok = ok
         future.set_result(None)
+        if self.pulled is not None:
+            self.pulled.cancel()
         return True
 
     def fail(self, index: int, error: BaseException) -> bool:
@@ -119,6 +124,8 @@ class _Waiter:
         self.index = index
         self.error = error
         future.set_result(None)
+        if self.pulled is not None:
+            self.pulled.cancel()
         return True
 
 
@@ -143,6 +150,10 @@ class _Selectable:
     """
 
     __slots__ = ()
+
+    # A source the waiting task may read from itself, instead of waiting for another
+    # task to feed this case: it saves a task switch per message (see transports.asgi).
+    _puller: Any = None
 
     @property
     def _selectable(self) -> _Selectable:
@@ -512,8 +523,16 @@ async def _wait(
             target._register_send(op)
         else:
             target._register_recv(op)
+    puller = None
+    for target in targets:
+        puller = target._puller
+        if puller is not None:
+            break
     try:
-        await waiter.future
+        if puller is None:
+            await waiter.future
+        else:
+            await puller.wait(waiter)
     except asyncio.CancelledError:
         waiter.resumed = True
         _unregister(ops, targets, sending)
@@ -605,21 +624,25 @@ async def select(*cases: Any, biased: bool = False) -> SelectResult:
     """
     count = len(cases)
     if count == 2 and not biased:  # the common `select(receiver, done)`: poll with no set-up
-        first = 1 if _random() < 0.5 else 0
+        first = cases[0]
+        second = cases[1]
         try:
-            case = cases[first]
-            ready, value, ok = case._selectable._poll_recv()
+            pair = (first._selectable, second._selectable)
+        except AttributeError:
+            pair = None  # a Send case, or a bad one: the general path sorts it out
+        if pair is not None and isinstance(pair[0], _Selectable) and isinstance(
+            pair[1], _Selectable
+        ):
+            if _random() < 0.5:
+                first, second = second, first
+                pair = (pair[1], pair[0])
+            ready, value, ok = pair[0]._poll_recv()
             if ready:
-                return SelectResult(case, value, ok)
-            case = cases[1 - first]
-            ready, value, ok = case._selectable._poll_recv()
+                return SelectResult(first, value, ok)
+            ready, value, ok = pair[1]._poll_recv()
             if ready:
-                return SelectResult(case, value, ok)
-        except (AttributeError, TypeError):
-            pass  # a Send case, or a bad one: the general path sorts it out
-        else:
-            targets = (cases[0]._selectable, cases[1]._selectable)
-            return await _wait(targets, (False, False), (None, None), cases)
+                return SelectResult(second, value, ok)
+            return await _wait(pair, (False, False), (None, None), (first, second))
     targets, sending, values = _resolve(cases)
     index, value, ok = _poll(targets, sending, values, biased)
     if index >= 0:

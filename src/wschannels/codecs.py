@@ -153,6 +153,11 @@ class JsonCodec(Codec):
                 decoder = msgspec.json.Decoder(model)
             except TypeError as error:
                 raise TypeError(f"json() cannot decode into {model!r}: {error}") from None
+            if _has_custom_type(msgspec.inspect.type_info(model)):
+                raise TypeError(
+                    f"json() cannot decode into {model!r}: use a dataclass, a msgspec.Struct, "
+                    "a TypedDict, a pydantic model, or dict / list / Any"
+                )
             self._decode = decoder.decode
             self._encode = _encode_json
             if isinstance(model, type) and (
@@ -175,6 +180,21 @@ class JsonCodec(Codec):
                 f"json({check.__name__}) sends {check.__name__} items, got {type(item).__name__}"
             )
         return self._encode(item)
+
+
+def _has_custom_type(info: msgspec.inspect.Type) -> bool:
+    """Whether msgspec would take some class in ``info`` as an opaque custom type."""
+    if isinstance(info, msgspec.inspect.CustomType):
+        return True
+    if isinstance(info, msgspec.inspect.UnionType):
+        return any(_has_custom_type(member) for member in info.types)
+    for attribute in ("item_type", "key_type", "value_type"):
+        nested = getattr(info, attribute, None)
+        if isinstance(nested, msgspec.inspect.Type) and _has_custom_type(nested):
+            return True
+    return isinstance(info, msgspec.inspect.TupleType) and any(
+        _has_custom_type(member) for member in info.item_types
+    )
 
 
 def _encode_json(item: Any) -> str:

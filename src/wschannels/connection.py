@@ -33,6 +33,7 @@ __all__ = [
     "Connection",
     "ConnectionStats",
     "MessageTooBig",
+    "ReceiverStalled",
     "Transport",
     "WriteFailed",
     "WriteTimeout",
@@ -49,6 +50,15 @@ class WriteTimeout(Exception):
 
 class WriteFailed(Exception):
     """A write failed; the connection is given up (1006)."""
+
+
+class ReceiverStalled(Exception):
+    """The handler left its receiver full for ``pong_wait`` seconds; the connection closes (1013).
+
+    While the receiver is full the client is held back, and its close or
+    pings cannot be read either; closing keeps a stuck handler from pinning
+    the connection for good (the seed's fault).
+    """
 
 
 class Transport(Protocol):
@@ -78,6 +88,10 @@ class ConnectionStats:
         self.messages_discarded = 0  # received with no receiver to read them
         self.messages_undelivered = 0  # queued for the client when it went away
         self.errors_dropped = 0  # errors the handler did not read in time
+
+
+def _nothing() -> None:
+    pass
 
 
 def _write_error(error: Exception) -> WriteFailed:
@@ -119,7 +133,7 @@ class _Log:
 
 
 class _ReceiverChannel(Channel[Any]):
-    """The receiver's channel. Once closed and drained it is never ready in ``select``.
+    """The receiver's (or errors') channel. Once closed and drained it is never ready in ``select``.
 
     Go's receiver is never closed, so ``select(receiver, done)`` sees only
     ``done`` at the end; closing ours must not make it compete with ``done``.
@@ -127,11 +141,12 @@ class _ReceiverChannel(Channel[Any]):
     instead, through :class:`~wschannels.Receiver`.
     """
 
-    __slots__ = ("_on_drained",)
+    __slots__ = ("_on_drained", "_puller")
 
     def __init__(self, capacity: int, on_drained: Callable[[], None]) -> None:
         super().__init__(capacity)
         self._on_drained = on_drained
+        self._puller: Any = None
 
     def _poll_recv(self) -> tuple[bool, Any, bool]:
         buffer = self._buffer
@@ -143,6 +158,9 @@ class _ReceiverChannel(Channel[Any]):
                 if op.waiter.fire(op.index, None, True):
                     buffer.append(op.value)
                     break
+            puller = self._puller
+            if puller is not None and puller._parked:
+                puller.schedule_unpark()
             if self._closed and not buffer:
                 self._on_drained()
             return True, value, True
@@ -185,8 +203,10 @@ class Connection:
         "_receiver",
         "_room_waiters",
         "_send_capacity",
+        "_stall_timer",
         "_transport",
         "_write_timer",
+        "_written_some",
         "codec",
         "delivered_bytes_queued",
         "done",
@@ -218,7 +238,9 @@ class Connection:
             if wants_receiver
             else None
         )
-        self._errors: Channel[Exception] = Channel(options.errors_channel_buffer)
+        self._errors: Channel[Exception] = _ReceiverChannel(
+            options.errors_channel_buffer, _nothing
+        )
         self._send_capacity = options.send_channel_buffer
         # Outgoing frames waiting for the socket: (frame, nbytes); nbytes < 0 marks a sender item.
         self._queue: deque[tuple[Frame, int]] = deque()
@@ -227,11 +249,13 @@ class Connection:
         self._write_timer: asyncio.TimerHandle | None = None
         self._room_waiters: deque[_Op] = deque()
         self._drained: asyncio.Future[None] | None = None
+        self._written_some: asyncio.Future[None] | None = None
         self._close_code: int | None = None
         self._closer: asyncio.Task[None] | None = None
         self._over = False
         self._ended: asyncio.Future[None] = self._loop.create_future()
         self._drain_timer: asyncio.TimerHandle | None = None
+        self._stall_timer: asyncio.TimerHandle | None = None
         self._close_callbacks: list[Callable[[Connection], None]] = []
 
     def __repr__(self) -> str:
@@ -250,6 +274,48 @@ class Connection:
     def errors_channel(self) -> Channel[Exception]:
         """The channel behind the handler's ``Errors``."""
         return self._errors
+
+    def attach_puller(self, puller: Any) -> None:
+        """Let a task waiting on the receiver or ``done`` read from ``puller`` itself."""
+        if self._receiver is not None:
+            self._receiver._puller = puller
+        self.done._puller = puller
+
+    def wants_frames(self) -> bool:
+        """Whether a transport should read the next frame now.
+
+        Not while the receiver is full (that holds the client back through TCP);
+        always while closing, so that the client's close can be read.
+        """
+        if self._over:
+            return False
+        receiver = self._receiver
+        ready = (
+            receiver is None
+            or receiver._closed
+            or self._close_code is not None
+            or len(receiver._buffer) < receiver._capacity
+            or bool(receiver._recv_waiters)
+        )
+        if not ready and self._stall_timer is None and self.options.pong_wait is not None:
+            self._stall_timer = self._loop.call_later(self.options.pong_wait, self._stalled)
+        elif ready and self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+        return ready
+
+    def _stalled(self) -> None:
+        self._stall_timer = None
+        receiver = self._receiver
+        if self._over or receiver is None or len(receiver._buffer) < receiver._capacity:
+            return
+        wait = self.options.pong_wait
+        self._log.warning("the handler did not read its receiver for %s s: closing", wait)
+        self.report(ReceiverStalled(f"the receiver stayed full for pong_wait ({wait} s)"))
+        self.disconnect(CloseCode.TRY_AGAIN_LATER)
+        puller = receiver._puller
+        if puller is not None:
+            puller.schedule_unpark()  # read on, discarding, until the client's close
 
     @property
     def closed(self) -> bool:
@@ -288,6 +354,9 @@ class Connection:
             self._invalid_message(error)
             return None
         if receiver._poll_send(item):
+            return None
+        if self._close_code is not None:  # closing: nobody will make room for it
+            stats.messages_discarded += 1
             return None
         return self._feed_when_room(receiver, item)
 
@@ -367,9 +436,9 @@ class Connection:
     async def wait_delivered_below(self, nbytes: int) -> None:
         """Wait until delivered frames not yet written take at most ``nbytes`` (or the end)."""
         while self.delivered_bytes_queued > nbytes and not self._over:
-            if self._drained is None:
-                self._drained = self._loop.create_future()
-            await asyncio.shield(self._drained)
+            if self._written_some is None:
+                self._written_some = self._loop.create_future()
+            await asyncio.shield(self._written_some)
 
     def _write(self, frame: Frame) -> None:
         try:
@@ -415,6 +484,10 @@ class Connection:
                     self._admit_waiting_sender()
                 else:
                     self.delivered_bytes_queued -= nbytes
+                    written_some = self._written_some
+                    if written_some is not None:  # wake publishers waiting for room
+                        self._written_some = None
+                        written_some.set_result(None)
                 self._write(frame)
             elif not self._admit_waiting_sender():
                 break
@@ -519,6 +592,9 @@ class Connection:
         if self._over:
             return
         self._over = True
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
@@ -537,6 +613,8 @@ class Connection:
             op.waiter.fail(op.index, ChannelClosed("the connection is closed"))
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
+        if self._written_some is not None and not self._written_some.done():
+            self._written_some.set_result(None)
         callbacks, self._close_callbacks = self._close_callbacks, []
         for callback in callbacks:
             try:

@@ -23,78 +23,63 @@ __all__ = ["Disconnect", "Done", "Errors", "Receiver", "Sender"]
 T = TypeVar("T")
 
 
-class _ReceiveView(Generic[T]):
-    """Receive-only access to a channel the library owns."""
+class _ConnectionView(Generic[T]):
+    """Receive-only access to a channel the connection owns.
 
-    __slots__ = ("_selectable",)
+    In ``select`` it is ready while items are waiting; at the end it simply
+    stops being ready and ``done`` takes over, so a seed-style loop over
+    ``select(receiver, errors, done)`` sees every item first and never an
+    empty ``ok=False`` result. ``recv()`` raises ``ChannelClosed`` and
+    ``async for`` stops once the connection is over and all was received.
+    """
 
-    def __init__(self, channel: Channel[T]) -> None:
+    __slots__ = ("_done", "_selectable")
+
+    def __init__(self, channel: Channel[T], done: Done) -> None:
         self._selectable = channel
+        self._done = done
 
     async def recv(self) -> T:
         """Receive the next item, waiting for one.
 
         Raises:
-            ChannelClosed: the connection is over and everything was received.
+            ChannelClosed: the connection is over and every item was received.
         """
-        return await self._selectable.recv()
-
-    def recv_nowait(self) -> T:
-        """Receive an item if one is ready; raises ``WouldBlock`` otherwise."""
-        return self._selectable.recv_nowait()
-
-    @property
-    def closed(self) -> bool:
-        """True once the library closed the channel (buffered items may remain)."""
-        return self._selectable.closed
-
-    def __len__(self) -> int:
-        return len(self._selectable)
-
-    def __aiter__(self) -> AsyncIterator[T]:
-        return self._selectable.__aiter__()
-
-
-class Receiver(_ReceiveView[T]):
-    """Messages from the client, decoded by the binding (the seed's ``<-chan *Message``).
-
-    In ``select`` it is ready while messages are waiting; at the end it simply
-    stops being ready and ``done`` takes over, so a seed-style loop over
-    ``select(receiver, done)`` gets every message first. ``recv()`` and
-    ``async for`` end with ``ChannelClosed`` / stop once all was received.
-    """
-
-    __slots__ = ("_done",)
-
-    def __init__(self, channel: Channel[T], done: Done) -> None:
-        super().__init__(channel)
-        self._done = done
-
-    def __repr__(self) -> str:
-        return f"<Receiver {len(self._selectable)} buffered>"
-
-    async def recv(self) -> T:
         channel = self._selectable
         ready, value, _ = channel._poll_recv()
         if ready:
             return value  # type: ignore[no-any-return]
         if channel._closed:
-            raise ChannelClosed("the connection is over and every message was received")
+            raise ChannelClosed("the connection is over and every item was received")
         chosen, value, _ = await _wait(
             (channel, self._done), (False, False), (None, None), None
         )
         if chosen is self._done:
-            raise ChannelClosed("the connection is over and every message was received")
+            raise ChannelClosed("the connection is over and every item was received")
         return value  # type: ignore[no-any-return]
 
     def recv_nowait(self) -> T:
+        """Receive an item if one is ready.
+
+        Raises:
+            WouldBlock: nothing to receive yet.
+            ChannelClosed: the connection is over and every item was received.
+        """
         channel = self._selectable
         ready, value, _ = channel._poll_recv()
         if ready:
             return value  # type: ignore[no-any-return]
         if channel._closed:
-            raise ChannelClosed("the connection is over and every message was received")
+            raise ChannelClosed("the connection is over and every item was received")
         raise WouldBlock
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is over (buffered items may remain)."""
+        return self._selectable.closed
+
+    def __len__(self) -> int:
+        return len(self._selectable)
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self._iterate()
@@ -108,7 +93,16 @@ class Receiver(_ReceiveView[T]):
             yield item
 
 
-class Errors(_ReceiveView[Exception]):
+class Receiver(_ConnectionView[T]):
+    """Messages from the client, decoded by the binding (the seed's ``<-chan *Message``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<Receiver {len(self._selectable)} buffered>"
+
+
+class Errors(_ConnectionView[Exception]):
     """What went wrong on the connection: invalid messages, sizes, write failures.
 
     The library never waits on it: when the handler does not read it, the
@@ -175,11 +169,12 @@ class Done(_Selectable):
     Like a closed channel it stays ready: every receive gives ``True``.
     """
 
-    __slots__ = ("_is_set", "_waiters")
+    __slots__ = ("_is_set", "_puller", "_waiters")
 
     def __init__(self) -> None:
         self._is_set = False
         self._waiters: deque[_Op] = deque()
+        self._puller: Any = None
 
     def __repr__(self) -> str:
         return f"<Done {'set' if self._is_set else 'pending'}>"
@@ -211,6 +206,9 @@ class Done(_Selectable):
 
     def _register_recv(self, op: _Op) -> None:
         self._waiters.append(op)
+
+    def _put_back(self, value: Any) -> None:
+        """Nothing to give back: ``done`` stays ready for every receiver."""
 
     def _unregister_recv(self, op: _Op) -> None:
         try:

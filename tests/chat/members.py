@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 from urllib.parse import quote
 
@@ -15,15 +16,35 @@ TIMEOUT = 10.0
 class Member:
     """One connection to ``/sockets/rooms/{room}/{name}``, from a page on the server's origin."""
 
-    def __init__(self, server_url: str, room: str, name: str, origin: str | None = None) -> None:
+    def __init__(
+        self,
+        server_url: str,
+        room: str,
+        name: str,
+        origin: str | None = None,
+        *,
+        stalled: bool = False,
+    ) -> None:
+        """Connect; a ``stalled`` member soon stops taking frames off its socket.
+
+        Until it calls :meth:`next`, a stalled member holds one frame and leaves
+        the rest in a small TCP receive window, so the server's queue for it grows.
+        """
         host = server_url.removeprefix("http://")
         self.name = name
+        sock = None
+        if stalled:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", int(host.rsplit(":", 1)[1])))
         self._connecting = connect(
             f"ws://{host}/sockets/rooms/{quote(room, safe='')}/{quote(name, safe='')}",
             origin=Origin(origin or server_url),
             open_timeout=TIMEOUT,
             compression=None,
             legacy=False,
+            sock=sock,
+            max_queue=1 if stalled else 16,
         )
         self.socket: ClientConnection = self._connecting.__enter__()
 

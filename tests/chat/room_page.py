@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Locator, expect
 
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 RECONNECT_TIMEOUT = 30_000  # milliseconds: a restart plus a backoff of up to 10 s
+
+
+def chromium_executable() -> str | None:
+    """Debian's Chromium, which Playwright drives without ``playwright install``."""
+    found = shutil.which("chromium")
+    if found is None and Path("/usr/bin/chromium").exists():
+        found = "/usr/bin/chromium"
+    return found
 
 
 def open_room(page: Any, server_url: str, room: str) -> None:

@@ -7,9 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import ChatServer
 from playwright.sync_api import expect
-from room_page import (
+
+from wschannels.chat.app import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
+
+from .room_page import (
     RECONNECT_TIMEOUT,
     errors,
     join,
@@ -19,8 +21,7 @@ from room_page import (
     say,
     state,
 )
-
-from wschannels.chat.app import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
+from .servers import ChatServer
 
 NewPage = Callable[..., Any]
 
@@ -52,9 +53,14 @@ def test_markup_in_messages_and_names_is_shown_as_text_and_never_runs(
     chat_server: ChatServer, new_page: NewPage
 ) -> None:
     dialogs: list[str] = []
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
     ada, eve = new_page(), new_page()
     for page in (ada, eve):
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("dialog", on_dialog)
     join(ada, chat_server.url, "markup", "Ada")
     evil_name = "<img src=x onerror=alert(3)>"
     join(eve, chat_server.url, "markup", evil_name)

@@ -7,11 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import ChatServer
-from members import Member
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from wschannels import CloseCode
 from wschannels.chat.app import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
+
+from .members import TIMEOUT, Member
+from .servers import ChatServer
+
+COUNTS = ("connections", "connections_total", "rooms", "messages_in", "messages_out", "errors")
 
 
 def test_a_member_is_told_it_joined_and_the_others_are_told_too(chat_server: ChatServer) -> None:
@@ -132,16 +136,10 @@ def test_status_counts_connections_rooms_messages_and_errors(
     start_chat_server: Callable[..., ChatServer],
 ) -> None:
     server = start_chat_server()
-    assert server.status() == {
-        "hub": "memory",
-        "connections": 0,
-        "connections_total": 0,
-        "rooms": 0,
-        "members": {},
-        "messages_in": 0,
-        "messages_out": 0,
-        "errors": 0,
-    }
+    status = server.status()
+    assert {key: status[key] for key in COUNTS} == dict.fromkeys(COUNTS, 0)
+    assert status["hub"] == "memory"
+    assert status["members"] == {}
     with (
         Member(server.url, "counted", "alice") as alice,
         Member(server.url, "counted", "bob") as bob,
@@ -161,11 +159,41 @@ def test_status_counts_connections_rooms_messages_and_errors(
         alice.next_of("error")
 
         def counted(status: dict[str, Any]) -> bool:
-            return status["messages_in"] == 2 and status["errors"] == 1
+            return bool(status["messages_in"] == 2 and status["errors"] == 1)
 
         status = server.wait_for_status(counted)
-        # Out: two own joins, two join notices published, two echoes, two publishes, one error.
-        assert status["messages_out"] == 9
+        # Out: two own joins and two echoes, one error; Bob's join to Alice, two lines to Bob.
+        assert status["messages_out"] == 5 + 3
     status = server.wait_for_status(lambda status: status["connections"] == 0)
     assert status["rooms"] == 0
     assert status["connections_total"] == 2
+
+
+def test_a_member_who_stops_reading_is_let_go_and_never_holds_up_the_room(
+    start_chat_server: Callable[..., ChatServer],
+) -> None:
+    server = start_chat_server()
+    with (
+        Member(server.url, "busy", "carol", stalled=True) as carol,
+        Member(server.url, "busy", "alice") as alice,
+        Member(server.url, "busy", "bob") as bob,
+    ):
+        text = "x" * 480
+        said = 0
+        # Carol reads nothing: once her queue on the server is over the hub's
+        # bound, she is disconnected, while Bob gets every line, in order.
+        while not server.status()["hub_statistics"]["slow_consumers_disconnected"]:
+            assert said < 100_000, "the stalled member was never let go"
+            for number in range(said, said + 100):
+                alice.say(f"{number} {text}")
+            for number in range(said, said + 100):
+                assert alice.next_of("message")["text"] == f"{number} {text}"
+                assert bob.next_of("message")["text"] == f"{number} {text}"
+            said += 100
+        assert server.status()["members"] == {"busy": 2}
+
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                carol.socket.recv(timeout=TIMEOUT)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == CloseCode.TRY_AGAIN_LATER

@@ -98,12 +98,6 @@ async def test_fastapi_resolves_path_query_dependency_and_websocket_parameters()
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bindings._analyse resolves hints with typing.get_type_hints(handler) without "
-    "include_extras=True, so Annotated[..., Depends()/Query()] loses its metadata "
-    "(src/wschannels/bindings.py:168)",
-)
 async def test_fastapi_resolves_annotated_dependencies_and_query_parameters() -> None:
     seen: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
     app = FastAPI()
@@ -213,7 +207,7 @@ def test_decorating_a_function_that_is_not_async_fails() -> None:
         pass
 
     with pytest.raises(TypeError, match="async def"):
-        wschannels.messages()(room)
+        wschannels.messages()(room)  # type: ignore[type-var]
 
 
 def test_json_rejects_a_receiver_of_another_model() -> None:
@@ -248,11 +242,6 @@ def test_raw_rejects_a_receiver_of_only_str() -> None:
             pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bindings._name gives Receiver[Other].__name__, which is just 'Receiver' "
-    "(src/wschannels/bindings.py:198 and :203)",
-)
 def test_a_mismatch_message_names_the_item_type_the_handler_declared() -> None:
     with pytest.raises(TypeError, match=r"Receiver\[Other\]"):
 

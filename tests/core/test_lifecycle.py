@@ -86,9 +86,7 @@ async def test_items_sent_before_disconnect_reach_the_client_before_the_close_fr
         assert ws.close_code == CloseCode.GOING_AWAY
 
 
-async def test_a_disconnect_code_is_what_the_client_sees_even_when_the_handler_returns_at_once() -> (
-    None
-):
+async def test_a_disconnect_code_is_what_the_client_sees_when_the_handler_returns_at_once() -> None:
     @wschannels.messages()
     async def leave(disconnect: Disconnect) -> None:
         await disconnect.send(4001)
@@ -242,11 +240,12 @@ async def test_a_write_that_outlasts_write_wait_ends_the_connection_and_is_repor
         found = [error async for error in errors]
         outcome.set_result(found)
 
-    async with serve(app_for(flood)) as server:
-        # A client that never reads: its small receive queue fills, then TCP holds the server.
-        async with client(server, max_queue=1, max_size=None, close_timeout=0.5) as ws:
-            found = await asyncio.wait_for(outcome, 20)
-            del ws
+    # A client that never reads: its small receive queue fills, then TCP holds the server.
+    async with (
+        serve(app_for(flood)) as server,
+        client(server, max_queue=1, max_size=None, close_timeout=0.5),
+    ):
+        found = await asyncio.wait_for(outcome, 20)
     assert any(isinstance(error, wschannels.WriteTimeout) for error in found)
 
 

@@ -68,8 +68,9 @@ def client(server: Server) -> connect:
     ],
 )
 def test_a_bad_value_fails_at_once_naming_the_field(field: str, value: object) -> None:
+    settings: dict[str, Any] = {field: value}
     with pytest.raises((ValueError, TypeError), match=rf"\bOptions\.{field}\b"):
-        Options(**{field: value})
+        Options(**settings)
 
 
 @pytest.mark.parametrize(

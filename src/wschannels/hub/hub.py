@@ -31,7 +31,7 @@ _log = logging.getLogger("wschannels.hub")
 _PLAIN_TYPES = (str, bytes, bytearray, memoryview)
 
 
-class Member(Protocol):
+class _Member(Protocol):
     """What the hub uses of a connection (``wschannels.connection.Connection``)."""
 
     @property
@@ -89,17 +89,17 @@ class _Room:
     __slots__ = ("_json_snapshot", "_plain_snapshot", "json", "plain")
 
     def __init__(self) -> None:
-        self.json: dict[Member, None] = {}
-        self.plain: dict[Member, None] = {}
+        self.json: dict[_Member, None] = {}
+        self.plain: dict[_Member, None] = {}
         # Snapshots for the publish loop: stable while members leave mid-loop,
         # and rebuilt only after the membership changed.
-        self._json_snapshot: tuple[Member, ...] | None = None
-        self._plain_snapshot: tuple[Member, ...] | None = None
+        self._json_snapshot: tuple[_Member, ...] | None = None
+        self._plain_snapshot: tuple[_Member, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.json) + len(self.plain)
 
-    def add(self, member: Member, kind: WireKind) -> None:
+    def add(self, member: _Member, kind: WireKind) -> None:
         if kind == "json":
             self.json[member] = None
             self._json_snapshot = None
@@ -107,7 +107,7 @@ class _Room:
             self.plain[member] = None
             self._plain_snapshot = None
 
-    def remove(self, member: Member) -> bool:
+    def remove(self, member: _Member) -> bool:
         if member in self.json:
             del self.json[member]
             self._json_snapshot = None
@@ -118,13 +118,13 @@ class _Room:
             return True
         return False
 
-    def json_members(self) -> tuple[Member, ...]:
+    def json_members(self) -> tuple[_Member, ...]:
         snapshot = self._json_snapshot
         if snapshot is None:
             snapshot = self._json_snapshot = tuple(self.json)
         return snapshot
 
-    def plain_members(self) -> tuple[Member, ...]:
+    def plain_members(self) -> tuple[_Member, ...]:
         snapshot = self._plain_snapshot
         if snapshot is None:
             snapshot = self._plain_snapshot = tuple(self.plain)
@@ -157,7 +157,7 @@ class _RateLimitedLog:
         self._logger.warning("%s", text)
 
 
-_Blocked = list[tuple[Member, str, Frame, int]]
+_Blocked = list[tuple[_Member, str, Frame, int]]
 
 
 class Hub:
@@ -246,7 +246,7 @@ class Hub:
         self._rooms: dict[str, _Room] = {}
         # Rooms of each connection that joined; kept (maybe empty) until it ends,
         # because its close callback stays registered until then.
-        self._joined: dict[Member, set[str]] = {}
+        self._joined: dict[_Member, set[str]] = {}
         self._started = False
         self._published = 0
         self._delivered = 0
@@ -329,11 +329,12 @@ class Hub:
     async def join(self, room: str, sender: Any) -> None:
         """Make ``sender``'s connection a member of ``room`` (no-op if it already is).
 
-        It stays a member until :meth:`leave` or until its connection ends.
-        Over Redis, this returns once the room is subscribed, so a publish
-        made anywhere after it reaches the new member. While Redis is away
-        the member still gets this process's publishes, and the room is
-        subscribed when the hub reconnects.
+        It stays a member until :meth:`leave` or until its connection ends (a
+        connection that is already closing is not added). Over Redis, this
+        returns once the room is subscribed and counted, so a publish made
+        anywhere after it reaches the new member. Joining never fails because
+        of Redis: while Redis is away the member gets this process's
+        publishes, and the room is subscribed when the hub reconnects.
 
         Args:
             room: the room's name.
@@ -362,7 +363,11 @@ class Hub:
         await self._backend.synced()
 
     async def leave(self, room: str, sender: Any) -> None:
-        """End ``sender``'s membership of ``room``; no-op if it is not a member."""
+        """End ``sender``'s membership of ``room``; no-op if it is not a member.
+
+        When it was the room's last member here, the room is unsubscribed
+        from Redis before this returns.
+        """
         _check_room(room)
         if self._remove(_member_of(sender), room) and self._started:
             await self._backend.synced()
@@ -387,7 +392,7 @@ class Hub:
         """Names of the rooms with members in this process."""
         return list(self._rooms)
 
-    def _remove(self, member: Member, room: str) -> bool:
+    def _remove(self, member: _Member, room: str) -> bool:
         rooms = self._joined.get(member)
         if rooms is None or room not in rooms:
             return False
@@ -395,7 +400,7 @@ class Hub:
         self._leave_room(member, room)
         return True
 
-    def _leave_room(self, member: Member, room: str) -> None:
+    def _leave_room(self, member: _Member, room: str) -> None:
         members = self._rooms.get(room)
         if members is None or not members.remove(member):
             return
@@ -405,14 +410,14 @@ class Hub:
         if self._started:
             self._backend.room_changed(room, count)
 
-    def _forget(self, member: Member) -> None:
+    def _forget(self, member: _Member) -> None:
         """Take ``member`` out of every room at once."""
         rooms = self._joined.pop(member, None)
         if rooms:
             for room in rooms:
                 self._leave_room(member, room)
 
-    def _connection_ended(self, member: Member) -> None:
+    def _connection_ended(self, member: _Member) -> None:
         self._forget(member)
 
     # -- publishing ---------------------------------------------------------------
@@ -470,7 +475,7 @@ class Hub:
         return self._deliver_blocked(blocked) if blocked else None
 
     def _fan_out(
-        self, room: str, members: _Room, frames: Frames, excluded: Member | None
+        self, room: str, members: _Room, frames: Frames, excluded: _Member | None
     ) -> _Blocked | None:
         """Hand each member its kind's frame; members over the bound go to the policy after."""
         slow: _Blocked | None = None
@@ -548,7 +553,7 @@ class Hub:
                 self._delivered += 1
 
     def _undeliverable_to(
-        self, room: str, group: tuple[Member, ...], excluded: Member | None
+        self, room: str, group: tuple[_Member, ...], excluded: _Member | None
     ) -> None:
         error_text = (
             f"room {room!r}: a message that is not str or bytes cannot go to a member bound "
@@ -583,7 +588,7 @@ class Hub:
         )
 
 
-def _drop_delivered(member: Member, keep: int) -> tuple[int, int]:
+def _drop_delivered(member: _Member, keep: int) -> tuple[int, int]:
     """Drop a member's oldest delivered frames until at most ``keep`` bytes remain.
 
     Returns (frames, bytes) dropped.
@@ -598,7 +603,7 @@ def _drop_delivered(member: Member, keep: int) -> tuple[int, int]:
     return frames, dropped
 
 
-def _member_of(sender: Any) -> Member:
+def _member_of(sender: Any) -> _Member:
     """The connection behind a handler's ``Sender``."""
     member = getattr(sender, "_connection", None)
     if member is None or not hasattr(member, "deliver"):

@@ -90,6 +90,11 @@ def _describe(error: BaseException, timeout: float) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def _backoff(attempt: int) -> float:
+    """Seconds to wait before reconnection attempt ``attempt + 1``."""
+    return min(_MAX_DELAY, _FIRST_DELAY * 2.0 ** min(attempt, 16))
+
+
 def _envelope(origin: bytes, frames: Frames) -> bytes:
     """The published bytes: every kind's frame, as encoded once by the publisher."""
     parts = [_MAGIC, origin]
@@ -323,10 +328,10 @@ class RedisBackend:
             pubsub = await self._reconnect()
 
     async def _reconnect(self) -> PubSub:
+        """Try again and again, waiting twice as long each time (with jitter), up to a cap."""
         attempt = 0
         while True:
-            delay = min(_MAX_DELAY, _FIRST_DELAY * 2 ** min(attempt, 16))
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            await asyncio.sleep(_backoff(attempt) * random.uniform(0.5, 1.0))
             attempt += 1
             try:
                 pubsub = await self._open()
@@ -336,7 +341,7 @@ class RedisBackend:
                     self.url,
                     attempt,
                     _describe(error, self._timeout),
-                    min(_MAX_DELAY, _FIRST_DELAY * 2 ** min(attempt, 16)),
+                    _backoff(attempt),
                 )
                 continue
             self.reconnects += 1

@@ -1,0 +1,536 @@
+"""Results to docs/benchmarks/: results.json, README.md (tables, targets, machine) and PNG plots."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.harness import LOAD_CORE, REPO, SERVER_CORE, pinning_available
+from bench.suite import BASELINE
+
+PACKAGES = [
+    "wschannels", "uvicorn", "starlette", "websockets", "wsproto", "httptools", "uvloop",
+    "picows", "msgspec", "python-socketio", "python-engineio", "channels", "channels-redis",
+    "Django", "daphne", "redis", "matplotlib", "tqdm",
+]  # fmt: skip
+
+
+# -- the machine -----------------------------------------------------------------------------
+
+
+def machine_record(settings: dict[str, Any], command: str) -> dict[str, Any]:
+    """What ran where: CPU, kernel, Python, package versions, limits, settings, commit."""
+    versions: dict[str, str] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": command,
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "packages": versions,
+        "redis_server": _first_line(["redis-server", "--version"]),
+        "open_files_limit": resource.getrlimit(resource.RLIMIT_NOFILE),
+        "pinning": (
+            f"server taskset -c {SERVER_CORE}, load generator taskset -c {LOAD_CORE}"
+            if pinning_available()
+            else "none (taskset missing or a single core)"
+        ),
+        "commit": _first_line(["git", "-C", str(REPO), "describe", "--always", "--dirty"]),
+        "load_average_at_end": Path("/proc/loadavg").read_text().split()[:3],
+        "settings": settings,
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[0] if out.returncode == 0 and lines else "unknown"
+
+
+# -- aggregation -----------------------------------------------------------------------------
+
+
+def _median(values: Iterable[float]) -> float:
+    kept = [v for v in values if v is not None and not math.isnan(v)]
+    return statistics.median(kept) if kept else math.nan
+
+
+def paired_ratio(
+    records: Sequence[dict[str, Any]], key: str, who: str, baseline: str, by: str = "server"
+) -> float:
+    """Median over repetitions of `who`'s `key` divided by `baseline`'s in the same repetition."""
+    per_rep: dict[int, dict[str, float]] = defaultdict(dict)
+    for r in records:
+        if "error" not in r and key in r:
+            per_rep[r["rep"]][r[by]] = r[key]
+    ratios = [
+        rep[who] / rep[baseline]
+        for rep in per_rep.values()
+        if who in rep and baseline in rep and rep[baseline]
+    ]
+    return _median(ratios)
+
+
+def echo_table(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """test -> server -> medians of the metrics and the paired ratio to the baseline."""
+    by_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        by_test[r["test"]].append(r)
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for test, rows in by_test.items():
+        table[test] = {}
+        for server in dict.fromkeys(r["server"] for r in rows):
+            mine = [r for r in rows if r["server"] == server]
+            ok = [r for r in mine if "error" not in r]
+            entry: dict[str, Any] = {
+                "reps": len(ok),
+                "errors": sorted({r["error"][:300] for r in mine if "error" in r}),
+            }
+            for key in ("rate", "p50_us", "p99_us", "server_cpu_us_per_msg", "server_cpu_util",
+                        "client_cpu_us_per_msg", "client_cpu_util", "other_cpu_util"):  # fmt: skip
+                entry[key] = _median(r[key] for r in ok)
+            entry["ratio"] = paired_ratio(rows, "rate", server, BASELINE)
+            # Latency ratio: baseline p50 over this p50 (above 1 = faster), also paired.
+            p50s = [r for r in rows if "p50_us" in r]
+            entry["p50_ratio"] = 1 / paired_ratio(p50s, "p50_us", server, BASELINE)
+            if ok:
+                median_rep = sorted(ok, key=lambda r: r["p50_us"])[len(ok) // 2]
+                entry["cdf_us"] = median_rep.get("cdf_us")
+            table[test][server] = entry
+    return table
+
+
+def churn_table(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    table: dict[str, dict[str, Any]] = {}
+    for server in dict.fromkeys(r["server"] for r in records):
+        mine = [r for r in records if r["server"] == server]
+        ok = [r for r in mine if "error" not in r]
+        table[server] = {
+            "rate": _median(r["rate"] for r in ok),
+            "ratio": paired_ratio(records, "rate", server, BASELINE),
+            "server_cpu_us_per_cycle": _median(r["server_cpu_us_per_cycle"] for r in ok),
+            "client_cpu_util": _median(r["client_cpu_util"] for r in ok),
+            "other_cpu_util": _median(r.get("other_cpu_util", math.nan) for r in ok),
+            "server_cpu_util": _median(r["server_cpu_util"] for r in ok),
+            "errors": sorted({r["error"][:300] for r in mine if "error" in r}),
+        }
+    return table
+
+
+# -- targets ---------------------------------------------------------------------------------
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(target, measured, verdict) rows; a target whose data is missing says so."""
+    rows: list[tuple[str, str, str]] = []
+    echo = echo_table(results.get("echo", []))
+
+    def ratio(test: str, server: str) -> float:
+        return float(echo.get(test, {}).get(server, {}).get("ratio", math.nan))
+
+    for test in ("text N=1 W=1", "text N=1 W=64", "json N=1 W=1", "json N=1 W=64"):
+        r = ratio(test, "wschannels")
+        title = f"binding ≥ 0.9x raw Starlette (sansio), echo {test}"
+        rows.append((title, _x(r), _verdict(r >= 0.9, r)))
+
+    wsch = [s for s in {s for t in echo.values() for s in t} if s.startswith("wschannels")]
+    for test in ("text N=10 W=64", "text N=100 W=64"):
+        best = max(wsch, key=lambda s: _nan_low(ratio(test, s)), default=None)
+        r = ratio(test, best) if best else math.nan
+        rows.append(
+            (f"fastest transport ≥ 1.8x raw Starlette (sansio), echo {test}",
+             f"{_x(r)} ({best})", _verdict(r >= 1.8, r))
+        )  # fmt: skip
+
+    fan = [r for r in results.get("fanout", []) if r.get("processes") == 1]
+    big = max((r["members_wanted"] for r in fan), default=0)
+    if big:
+        by_stack = {r["stack"]: r for r in fan if r["members_wanted"] == big}
+        mine = by_stack.get("wschannels", {})
+        p99 = float(mine.get("p99_ms", math.nan))
+        ok = "error" not in mine and not mine.get("lost")
+        rows.append(
+            (f"fan-out to {big:,} local members p99 < 150 ms", _ms(p99),
+             _verdict(ok and p99 < 150, p99))
+        )  # fmt: skip
+        for peer in ("socketio", "channels"):
+            rows.append(_faster_row(mine, by_stack.get(peer), peer, big))
+
+    idle = {r["server"]: r for r in results.get("idle", []) if "error" not in r}
+    base = idle.get(BASELINE, {}).get("kb_per_connection", math.nan)
+    wsch_idle = {k: v["kb_per_connection"] for k, v in idle.items() if k.startswith("wschannels")}
+    for name, kb in sorted(wsch_idle.items()):
+        n = idle[name]["connections"]
+        rows.append(
+            (f"idle memory ≤ raw Starlette + 8 kB/conn ({name}, {n:,} connections)",
+             f"{kb:.1f} vs {base:.1f} kB/conn ({kb - base:+.1f})",
+             _verdict(kb <= base + 8, kb - base))
+        )  # fmt: skip
+        rows.append((f"under 40 kB per idle connection ({name})", f"{kb:.1f} kB",
+                     _verdict(kb < 40, kb)))  # fmt: skip
+    return rows
+
+
+def _faster_row(
+    mine: dict[str, Any], peer: dict[str, Any] | None, name: str, members: int
+) -> tuple[str, str, str]:
+    title = f"fan-out to {members:,}: ≥ 3x faster than {name} (p50 and p99)"
+    if peer is None:
+        return title, "not measured", "not measured"
+    if "error" in peer or not peer.get("delivered"):
+        published = peer.get("published", 0)
+        why = peer.get("error", f"{peer.get('delivered', 0)} of {published} publishes delivered")
+        verdict = "met (peer failed)" if mine.get("delivered") else "**MISSED**"
+        return title, f"{name} failed: {why[:120]}", verdict
+    r50 = peer["p50_ms"] / mine.get("p50_ms", math.nan)
+    r99 = peer["p99_ms"] / mine.get("p99_ms", math.nan)
+    lost = f"; {name} lost {peer['lost']:,} deliveries" if peer.get("lost") else ""
+    return title, f"p50 {r50:.1f}x, p99 {r99:.1f}x{lost}", _verdict(r50 >= 3 and r99 >= 3, r50)
+
+
+def _verdict(met: bool, value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "not measured"
+    return "met" if met else "**MISSED**"
+
+
+def _nan_low(v: float) -> float:
+    return -math.inf if math.isnan(v) else v
+
+
+def _x(v: float) -> str:
+    return "n/a" if math.isnan(v) else f"{v:.2f}x"
+
+
+def _ms(v: float) -> str:
+    return "n/a" if math.isnan(v) else f"{v:,.0f} ms"
+
+
+def _n(v: float, digits: int = 0) -> str:
+    return "n/a" if v is None or math.isnan(v) else f"{v:,.{digits}f}"
+
+
+def _pct(v: float) -> str:
+    return "n/a" if v is None or math.isnan(v) else f"{v * 100:.0f} %"
+
+
+# -- Markdown --------------------------------------------------------------------------------
+
+
+def markdown(results: dict[str, Any], labels: dict[str, str]) -> str:
+    m = results["machine"]
+    out: list[str] = ["# Benchmarks", ""]
+    out += [
+        f"Produced by `{m['command']}` on {m['date']} (commit `{m['commit']}`). "
+        "Every figure below is a ratio to a baseline measured in the same run, or a "
+        "distribution; absolute numbers are printed for orientation and are not asserted "
+        "anywhere (they move with the machine).",
+        "",
+        "Method: each server is started as its own process pinned to one core and driven by "
+        "a picows + uvloop load generator pinned to the other (`taskset`); compression is off "
+        "on both sides. Servers run one at a time in the listed order in even repetitions and "
+        "reversed in odd ones; a ratio is paired within a repetition, and the median over "
+        f"repetitions ({m['settings']['reps']} for echo) is shown. The generator's own CPU per "
+        "message and its utilisation are shown beside the server's, so a reader can check "
+        "that the generator was not the bottleneck (utilisation well under 100 %).",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | verdict |",
+        "|---|---|---|",
+    ]
+    out += [f"| {t} | {v} | {ok} |" for t, v, ok in targets(results)]
+    out.append("")
+
+    if results.get("echo"):
+        out += _echo_markdown(results["echo"], labels)
+    if results.get("fanout"):
+        out += _fanout_markdown(results["fanout"])
+    if results.get("idle"):
+        out += _idle_markdown(results["idle"], labels)
+    if results.get("churn"):
+        out += _churn_markdown(results["churn"], labels)
+    if results.get("notes"):
+        out += ["## Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
+
+    out += ["## Machine, versions and settings", "", "```json",
+            json.dumps(m, indent=2), "```", ""]  # fmt: skip
+    return "\n".join(out)
+
+
+def _echo_markdown(records: list[dict[str, Any]], labels: dict[str, str]) -> list[str]:
+    table = echo_table(records)
+    tests = list(table)
+    servers = list(dict.fromkeys(s for t in table.values() for s in t))
+    out = [
+        "## Echo (scenarios 1 and 2)",
+        "",
+        "32-byte text messages, and a small JSON object (`{\"user\", \"text\", \"seq\"}`, "
+        "decoded and re-encoded by the server). N connections, W messages in flight on each. "
+        f"Throughput relative to `{BASELINE}` (higher is better), absolute msg/s in brackets.",
+        "",
+        "| server | " + " | ".join(tests) + " |",
+        "|---|" + "---|" * len(tests),
+    ]
+    for s in servers:
+        cells = []
+        for t in tests:
+            e = table[t].get(s)
+            cells.append("—" if e is None else f"{_x(e['ratio'])} ({_n(e['rate'])}/s)")
+        out.append(f"| {s} | " + " | ".join(cells) + " |")
+    out += ["", "Servers: " + "; ".join(f"`{s}` = {labels.get(s, s)}" for s in servers), ""]
+    out += ["### Details per test", "",
+            "Latency is the round trip of one message (µs); CPU columns are per message and "
+            "the share of one core used during the measurement. \"Other processes' CPU\" is "
+            "what the rest of the machine took meanwhile (of 2 cores): where it is high, the "
+            "run was disturbed and its ratios are less reliable.", ""]  # fmt: skip
+    for t in tests:
+        out += [f"**{t}**", "",
+                "| server | msg/s | ratio | p50 µs | p99 µs | p50 ratio | server µs/msg | "
+                "server CPU | generator µs/msg | generator CPU | other processes' CPU | reps |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for s, e in table[t].items():
+            out.append(
+                f"| {s} | {_n(e['rate'])} | {_x(e['ratio'])} | {_n(e['p50_us'])} | "
+                f"{_n(e['p99_us'])} | {_x(e['p50_ratio'])} | {_n(e['server_cpu_us_per_msg'], 1)} | "
+                f"{_pct(e['server_cpu_util'])} | {_n(e['client_cpu_us_per_msg'], 1)} | "
+                f"{_pct(e['client_cpu_util'])} | {_pct(e['other_cpu_util'])} | {e['reps']} |"
+            )
+        errors = [f"`{s}`: {err}" for s, e in table[t].items() for err in e["errors"]]
+        out += [""] + [f"- error: {x}" for x in errors] + ([""] if errors else [])
+    return out
+
+
+def _fanout_markdown(records: list[dict[str, Any]]) -> list[str]:
+    out = [
+        "## Fan-out (scenario 3)",
+        "",
+        "One publisher, a room of N members; time from the publisher's send until the last "
+        "member's client has the message, over many publishes (the next publish goes out "
+        "when all members have the previous one). Ratio = the peer's latency over wschannels' "
+        "(above 1 = wschannels faster). A publish not complete within the timeout counts as "
+        "lost; two in a row end the run.",
+        "",
+    ]
+    cases = list(dict.fromkeys(r["case"] for r in records))
+    for case in cases:
+        rows = [r for r in records if r["case"] == case]
+        mine = next((r for r in rows if r["stack"] == "wschannels" and "p50_ms" in r), None)
+        out += [f"**{case}**", "",
+                "| stack | members joined | published | delivered | lost members | p50 ms | "
+                "p99 ms | p50 vs wschannels | server CPU ms/publish | server RSS MB | join s | "
+                "other processes' CPU |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in rows:
+            if "error" in r and "members" not in r:
+                out.append(f"| {r['label']} | failed: {r['error'][:200]!r} ||||||||||")
+                continue
+            vs = (r["p50_ms"] / mine["p50_ms"]) if mine and r.get("p50_ms") else math.nan
+            out.append(
+                f"| {r['label']} | {r['members']:,}/{r['members_wanted']:,} | "
+                f"{r.get('published', 0)} | {r.get('delivered', 0)} | {r.get('lost', 0):,} | "
+                f"{_n(r.get('p50_ms', math.nan))} | {_n(r.get('p99_ms', math.nan))} | {_x(vs)} | "
+                f"{_n(r.get('server_cpu_ms_per_publish', math.nan))} | "
+                f"{_n(r.get('server_rss_bytes', math.nan) / 2**20)} | {_n(r['join_seconds'], 1)} | "
+                f"{_pct(r.get('other_cpu_util', math.nan))} |"
+            )
+        notes = [f"`{r['stack']}`: {r['error'][:300]}" for r in rows if "error" in r]
+        notes += [f"`{r['stack']}`: join errors {r['join_errors']}" for r in rows
+                  if r.get("join_errors")]  # fmt: skip
+        out += [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
+    return out
+
+
+def _idle_markdown(records: list[dict[str, Any]], labels: dict[str, str]) -> list[str]:
+    base = next((r for r in records if r["server"] == BASELINE and "error" not in r), None)
+    out = [
+        "## Idle connections (scenario 4)",
+        "",
+        "Server RSS per connection, held open after one echo each: (RSS with all connections "
+        "- RSS with the first few) / connections added. The open-file hard limit here is "
+        f"{resource.getrlimit(resource.RLIMIT_NOFILE)[1]:,}; both processes raise their soft "
+        "limit to it.",
+        "",
+        "| server | connections | kB per connection | vs raw Starlette | server RSS MB |",
+        "|---|---|---|---|---|",
+    ]
+    for r in records:
+        if "error" in r:
+            out.append(f"| {r['server']} | failed: {r['error'][:200]!r} | | | |")
+            continue
+        ratio = r["kb_per_connection"] / base["kb_per_connection"] if base else math.nan
+        out.append(
+            f"| {r['server']} | {r['connections']:,} | {r['kb_per_connection']:.1f} | "
+            f"{_x(ratio)} | {r['rss_bytes'] / 2**20:.0f} |"
+        )
+    return [*out, ""]
+
+
+def _churn_markdown(records: list[dict[str, Any]], labels: dict[str, str]) -> list[str]:
+    table = churn_table(records)
+    out = [
+        "## Connection churn (scenario 5)",
+        "",
+        "Workers that each open a connection, exchange one message, close (close handshake "
+        "and TCP gone), and repeat. Handshakes per second relative to the baseline.",
+        "",
+        "| server | handshakes/s | ratio | server µs per cycle | server CPU | generator CPU | "
+        "other processes' CPU |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s, e in table.items():
+        out.append(
+            f"| {s} | {_n(e['rate'])} | {_x(e['ratio'])} | {_n(e['server_cpu_us_per_cycle'])} | "
+            f"{_pct(e['server_cpu_util'])} | {_pct(e['client_cpu_util'])} | "
+            f"{_pct(e['other_cpu_util'])} |"
+        )
+        out += [f"| ↳ error | {err} | | | | | |" for err in e["errors"]]
+    return [*out, ""]
+
+
+# -- plots -----------------------------------------------------------------------------------
+
+
+def plots(results: dict[str, Any], out: Path) -> list[str]:
+    """Draw the PNGs; returns their file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names: list[str] = []
+    if results.get("echo"):
+        table = echo_table(results["echo"])
+        tests = list(table)
+        servers = list(dict.fromkeys(s for t in table.values() for s in t))
+        fig, ax = plt.subplots(figsize=(13, 5.5))
+        width = 0.8 / max(1, len(servers))
+        for i, s in enumerate(servers):
+            xs = [j + i * width for j, t in enumerate(tests) if s in table[t]]
+            ys = [table[t][s]["ratio"] for t in tests if s in table[t]]
+            ax.bar(xs, ys, width, label=s)
+        ax.axhline(1.0, color="black", lw=0.8)
+        ax.axhline(0.9, color="tab:red", lw=0.8, ls="--", label="0.9x (binding target)")
+        ax.axhline(1.8, color="tab:green", lw=0.8, ls="--", label="1.8x (transport target)")
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(tests))], tests, rotation=20)
+        ax.set_ylabel(f"throughput / {BASELINE} (same repetition)")
+        ax.set_title("Echo throughput relative to raw Starlette (websockets-sansio)")
+        ax.legend(fontsize=8, ncol=3)
+        fig.tight_layout()
+        fig.savefig(out / "echo_throughput_ratio.png", dpi=110)
+        plt.close(fig)
+        names.append("echo_throughput_ratio.png")
+
+        from bench.load import CDF_POINTS
+
+        lat_tests = [t for t in ("text N=1 W=1", "json N=1 W=1") if t in table]
+        if lat_tests:
+            fig, axes = plt.subplots(1, len(lat_tests), figsize=(6.5 * len(lat_tests), 4.5))
+            for ax, t in zip(axes if len(lat_tests) > 1 else [axes], lat_tests, strict=True):
+                for s, e in table[t].items():
+                    if e.get("cdf_us"):
+                        ax.plot(e["cdf_us"], CDF_POINTS, marker=".", label=s)
+                ax.set_xscale("log")
+                ax.set_xlabel("round trip, µs (log)")
+                ax.set_ylabel("percentile")
+                ax.set_title(f"Latency distribution, {t}")
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=8)
+            fig.tight_layout()
+            fig.savefig(out / "echo_latency.png", dpi=110)
+            plt.close(fig)
+            names.append("echo_latency.png")
+
+    fan = [r for r in results.get("fanout", []) if r.get("latencies_ms")]
+    if fan:
+        cases = list(dict.fromkeys(r["case"] for r in results["fanout"]))
+        fig, axes = plt.subplots(1, len(cases), figsize=(5.5 * len(cases), 4.8), squeeze=False)
+        for ax, case in zip(axes[0], cases, strict=True):
+            rows = [r for r in results["fanout"] if r["case"] == case]
+            data = [r.get("latencies_ms") or [math.nan] for r in rows]
+            ax.boxplot(data, whis=(1, 99), showfliers=True)
+            ax.set_xticks(range(1, len(rows) + 1), [_fan_tick(r) for r in rows], fontsize=8)
+            ax.set_yscale("log")
+            ax.axhline(150, color="tab:red", lw=0.8, ls="--")
+            ax.set_ylabel("publish → last member, ms (log)")
+            ax.set_title(case)
+            ax.grid(alpha=0.3, axis="y")
+        fig.suptitle("Fan-out latency distribution (box: quartiles, whiskers: p1-p99)")
+        fig.tight_layout()
+        fig.savefig(out / "fanout_latency.png", dpi=110)
+        plt.close(fig)
+        names.append("fanout_latency.png")
+
+    ratios: list[tuple[str, str, float]] = []
+    idle = {r["server"]: r for r in results.get("idle", []) if "error" not in r}
+    if BASELINE in idle:
+        base = idle[BASELINE]["kb_per_connection"]
+        ratios += [("idle kB/conn", s, r["kb_per_connection"] / base) for s, r in idle.items()]
+    if results.get("churn"):
+        ratios += [("handshakes/s", s, e["ratio"])
+                   for s, e in churn_table(results["churn"]).items()]  # fmt: skip
+    if ratios:
+        groups = list(dict.fromkeys(g for g, _, _ in ratios))
+        fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4.2), squeeze=False)
+        for ax, g in zip(axes[0], groups, strict=True):
+            rows = [(s, v) for gg, s, v in ratios if gg == g]
+            ax.barh([s for s, _ in rows], [v for _, v in rows])
+            ax.axvline(1.0, color="black", lw=0.8)
+            ax.set_xlabel(f"{g} / {BASELINE}")
+            ax.set_title(f"{g} relative to raw Starlette")
+        fig.tight_layout()
+        fig.savefig(out / "idle_and_churn_ratio.png", dpi=110)
+        plt.close(fig)
+        names.append("idle_and_churn_ratio.png")
+    return names
+
+
+def _fan_tick(r: dict[str, Any]) -> str:
+    tick = str(r["stack"])
+    if "error" in r or r.get("lost"):
+        tick += "\n(failed)" if not r.get("delivered") else f"\n({r.get('lost', 0):,} lost)"
+    return tick
+
+
+def write(results: dict[str, Any], out: Path, labels: dict[str, str]) -> Path:
+    """Write results.json, the PNGs and README.md into `out`; return the README's path."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    pictures = plots(results, out)
+    text = markdown(results, labels)
+    if pictures:
+        text += "\n## Plots\n\n" + "\n\n".join(f"![{p}]({p})" for p in pictures) + "\n"
+    readme = out / "README.md"
+    readme.write_text(text)
+    return readme

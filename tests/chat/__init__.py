@@ -1,0 +1,1 @@
+"""The chat application, end to end: real servers, real clients, a real browser."""

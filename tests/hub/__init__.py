@@ -1,0 +1,1 @@
+"""The Hub: rooms and fan-out, in one process and across processes over Redis."""
