@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 from bench import report, suite
 from bench.harness import raise_open_files_limit
@@ -47,6 +48,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     raise_open_files_limit()
+    # SIGTERM unwinds like Ctrl-C, so the servers (each in its own session) are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     settings = suite.Settings.quick_run() if args.quick else suite.Settings()
     if args.reps is not None:
         settings = dataclasses.replace(settings, reps=args.reps)
@@ -58,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown scenario(s) {sorted(unknown)}; choose from {[*SCENARIOS, 'profile']}")
         return 2
     only = {s.strip() for s in args.servers.split(",")} if args.servers else None
-    if only is not None and {"echo", "profile"} & set(scenarios):
-        only.add(suite.BASELINE)  # every ratio needs it
+    if only is not None:
+        only.add(suite.BASELINE)  # every echo, idle and churn ratio needs it
     plan = suite.make_plan(settings, scenarios, only)
     if args.tests:
         wanted = [t.strip() for t in args.tests.split(",")]
@@ -116,7 +119,7 @@ def notes(plan: suite.Plan) -> list[str]:
     """Facts about this run a reader needs beside the numbers."""
     out: list[str] = []
     transports = suite.wschannels_transports()
-    covered = {"asgi"}
+    covered = {"asgi", "picows"}
     missing = [t for t in transports if t not in covered]
     out.append(
         "wschannels transports found in src/wschannels/transports/: "

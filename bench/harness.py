@@ -47,6 +47,26 @@ def pinning_available() -> bool:
     return shutil.which("taskset") is not None and len(os.sched_getaffinity(0)) >= 2
 
 
+def priority_boost_available() -> bool:
+    """Whether benchmark processes may be given the highest priority (root only)."""
+    return os.geteuid() == 0
+
+
+def boost_priority(pid: int) -> None:
+    """Give process `pid` (the leader of its own session) the highest CPU priority, if allowed.
+
+    On a machine that other work shares, this keeps that work from taking the benchmark's
+    cores. With autogroup scheduling (each session is scheduled as one group) a process's
+    own nice value only counts inside its group, so the group's nice value is set too.
+    """
+    if not priority_boost_available():
+        return
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/autogroup").write_text("-20")
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, pid, -20)
+
+
 def pinned(core: int, argv: Sequence[str]) -> list[str]:
     """`argv` prefixed with `taskset -c core` where pinning is possible."""
     if pinning_available():
@@ -135,6 +155,7 @@ class Server:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        boost_priority(self.proc.pid)
         try:
             wait_for_port(self.port, self.proc, timeout)
         except BenchError as e:
@@ -192,22 +213,29 @@ def python_module(module: str, *args: str) -> list[str]:
 def run_load(module: str, args: Sequence[str], timeout: float) -> dict[str, Any]:
     """Run a load generator pinned to the load core; return the JSON object it prints last."""
     argv = pinned(LOAD_CORE, python_module(module, *args))
+    proc = subprocess.Popen(
+        argv,
+        cwd=REPO,
+        env=python_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    boost_priority(proc.pid)
     try:
-        done = subprocess.run(
-            argv,
-            cwd=REPO,
-            env=python_env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as e:
         raise BenchError(f"{module} did not finish within {timeout:.0f} s") from e
-    lines = [ln for ln in done.stdout.decode(errors="replace").splitlines() if ln.startswith("{")]
-    if done.returncode != 0 or not lines:
-        tail = done.stderr.decode(errors="replace")[-3000:]
-        raise BenchError(f"{module} {' '.join(args)} failed ({done.returncode}):\n{tail}")
+    finally:
+        if proc.poll() is None:  # timed out, or we are being interrupted
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    lines = [ln for ln in out.decode(errors="replace").splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = err.decode(errors="replace")[-3000:]
+        raise BenchError(f"{module} {' '.join(args)} failed ({proc.returncode}):\n{tail}")
     result: dict[str, Any] = json.loads(lines[-1])
     return result
 

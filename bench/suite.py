@@ -122,6 +122,14 @@ def echo_servers() -> list[EchoServer]:
             wschannels=True,
         ),
         EchoServer(
+            "wschannels-picows",
+            "wschannels messages()/json() on the picows transport (no ASGI server)",
+            "bench.servers.wschannels_echo",
+            ("--form", "picows"),
+            json=True,
+            wschannels=True,
+        ),
+        EchoServer(
             "socketio",
             "python-socketio ASGI, uvicorn ws=websockets-sansio",
             "bench.servers.socketio_echo",
@@ -272,6 +280,13 @@ FANOUT_LOCAL = [
         redis_flag="--hub",
     ),
     FanoutStack(
+        "wschannels-picows",
+        "wschannels Hub (memory), picows transport",
+        "bench.servers.wschannels_fanout",
+        ("--transport", "picows"),
+        redis_flag="--hub",
+    ),
+    FanoutStack(
         "socketio",
         "python-socketio emit(room=)",
         "bench.servers.socketio_fanout",
@@ -288,7 +303,8 @@ FANOUT_LOCAL = [
 
 FANOUT_REDIS = [
     dataclasses.replace(FANOUT_LOCAL[1], label="wschannels Hub (Redis)"),
-    dataclasses.replace(FANOUT_LOCAL[2], label="python-socketio emit(room=), AsyncRedisManager"),
+    dataclasses.replace(FANOUT_LOCAL[2], label="wschannels Hub (Redis), picows transport"),
+    dataclasses.replace(FANOUT_LOCAL[3], label="python-socketio emit(room=), AsyncRedisManager"),
     FanoutStack(
         "channels",
         "Django Channels group_send, channels_redis",

@@ -28,7 +28,7 @@ from bench.load import (
 MESSAGE = "0123456789abcdef0123456789abcdef"
 
 
-class Once(WSListener):  # type: ignore[misc]
+class Once(WSListener):
     def __init__(self, socketio: bool) -> None:
         self.socketio = socketio
         self.echoed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -73,6 +73,7 @@ async def cycle(url: str, socketio: bool) -> None:
     transport, client = await ws_connect(
         lambda: Once(socketio), url, extra_headers={"Origin": origin_of(url)}
     )
+    assert isinstance(client, Once)
     await client.echoed
     transport.send_close()
     await transport.wait_disconnected()

@@ -51,7 +51,7 @@ class Run:
         self.first_reply: bytes | None = None
 
 
-class EchoClient(WSListener):  # type: ignore[misc]
+class EchoClient(WSListener):
     def __init__(self, run: Run, message: bytes, window: int, socketio: bool) -> None:
         self.run = run
         self.message = message
@@ -129,8 +129,8 @@ async def connect(url: str, run: Run, message: bytes, window: int, socketio: boo
         websocket_handshake_timeout=30,
         extra_headers={"Origin": origin_of(url)},
     )
-    await asyncio.wait_for(client.ready, 30)
     assert isinstance(client, EchoClient)
+    await asyncio.wait_for(client.ready, 30)
     return client
 
 

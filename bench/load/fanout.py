@@ -57,7 +57,7 @@ class Run:
             self.complete[number].set_result(None)
 
 
-class Client(WSListener):  # type: ignore[misc]
+class Client(WSListener):
     """A member (counts arrivals) or the publisher (only needs the handshake)."""
 
     def __init__(self, run: Run, socketio: bool, member: bool) -> None:
@@ -117,8 +117,8 @@ async def connect(url: str, run: Run, socketio: bool, member: bool, limit: float
             websocket_handshake_timeout=limit,
             extra_headers={"Origin": origin_of(url)},
         )
-        await client.ready
         assert isinstance(client, Client)
+        await client.ready
         return client
 
     return await asyncio.wait_for(attempt(), limit)

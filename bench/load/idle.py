@@ -19,7 +19,7 @@ from bench.harness import raise_open_files_limit, rss_bytes
 from bench.load import emit, gather_limited, origin_of
 
 
-class Idle(WSListener):  # type: ignore[misc]
+class Idle(WSListener):
     def __init__(self) -> None:
         self.echoed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.transport: WSTransport | None = None
@@ -41,8 +41,8 @@ async def open_one(url: str) -> Idle:
     _, client = await ws_connect(
         Idle, url, websocket_handshake_timeout=60, extra_headers={"Origin": origin_of(url)}
     )
-    await asyncio.wait_for(client.echoed, 60)
     assert isinstance(client, Idle)
+    await asyncio.wait_for(client.echoed, 60)
     return client
 
 

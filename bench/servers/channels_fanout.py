@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import django
-from django.conf import settings
+import django  # type: ignore[import-untyped]
+from django.conf import settings  # type: ignore[import-untyped]
 
 from bench.servers import serve, uvicorn_args
 
@@ -34,9 +34,9 @@ def make_app(layer: str, redis_url: str | None) -> Any:
     )
     django.setup()
 
-    from channels.generic.websocket import AsyncWebsocketConsumer
-    from channels.routing import ProtocolTypeRouter, URLRouter
-    from django.urls import path
+    from channels.generic.websocket import AsyncWebsocketConsumer  # type: ignore[import-untyped]
+    from channels.routing import ProtocolTypeRouter, URLRouter  # type: ignore[import-untyped]
+    from django.urls import path  # type: ignore[import-untyped]
 
     class Member(AsyncWebsocketConsumer):  # type: ignore[misc]
         async def connect(self) -> None:

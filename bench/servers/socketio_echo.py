@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import socketio
+import socketio  # type: ignore[import-untyped]
 
 from bench.servers import serve, uvicorn_args
 
 sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*")
 
 
-@sio.on("echo")  # type: ignore[untyped-decorator,misc]
+@sio.on("echo")  # type: ignore[untyped-decorator]
 async def echo(sid: str, data: Any) -> None:
     await sio.emit("echo", data, to=sid)
 

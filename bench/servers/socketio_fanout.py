@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import socketio
+import socketio  # type: ignore[import-untyped]
 
 from bench.servers import serve, uvicorn_args
 
@@ -21,12 +21,12 @@ def make_app(redis_url: str | None) -> Any:
         async_mode="asgi", cors_allowed_origins="*", client_manager=manager
     )
 
-    @sio.on("join")  # type: ignore[untyped-decorator,misc]
+    @sio.on("join")  # type: ignore[untyped-decorator]
     async def join(sid: str, data: Any = None) -> None:
         await sio.enter_room(sid, ROOM)
         await sio.emit("joined", to=sid)
 
-    @sio.on("publish")  # type: ignore[untyped-decorator,misc]
+    @sio.on("publish")  # type: ignore[untyped-decorator]
     async def publish(sid: str, data: Any) -> None:
         await sio.emit("msg", data, room=ROOM)
 

@@ -1,8 +1,9 @@
 """wschannels echo: the same echo as the raw Starlette one, written against the binding.
 
-`--form route` serves Starlette `WebSocketRoute`s: `/` with `@wschannels.messages()` and
-`/json` with `@wschannels.json(Msg)`; `--form asgi` serves the bare `wschannels.asgi(handler)`
-app of the `messages()` handler on every path.
+`--form route` serves Starlette `WebSocketRoute`s under uvicorn: `/` with
+`@wschannels.messages()` and `/json` with `@wschannels.json(Msg)`; `--form asgi` serves the
+bare `wschannels.asgi(handler)` app of the `messages()` handler on every path; `--form picows`
+serves the same two handlers on the picows transport (no ASGI server at all).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 
 import wschannels
+from bench.harness import raise_open_files_limit
 from bench.servers import serve, uvicorn_args
 from wschannels import Done, Receiver, Sender, select
 
@@ -50,6 +52,12 @@ def app_for(form: str) -> Any:
 
 if __name__ == "__main__":
     parser = uvicorn_args(__doc__ or "")
-    parser.add_argument("--form", choices=["route", "asgi"], default="route")
+    parser.add_argument("--form", choices=["route", "asgi", "picows"], default="route")
     args = parser.parse_args()
-    serve(app_for(args.form), args.port, args.ws)
+    if args.form == "picows":
+        from wschannels.transports.picows import run_picows
+
+        raise_open_files_limit()
+        run_picows({"/": echo_text, "/json": echo_json}, "127.0.0.1", args.port, backlog=4096)
+    else:
+        serve(app_for(args.form), args.port, args.ws)

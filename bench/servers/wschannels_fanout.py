@@ -1,6 +1,7 @@
 """wschannels fan-out: members join a `Hub` room, the publisher's text goes out by `publish`.
 
-`--hub redis://...` fans out through Redis, so several processes share the room.
+`--hub redis://...` fans out through Redis, so several processes share the room;
+`--transport picows` serves the handlers on the picows transport instead of uvicorn.
 """
 
 from __future__ import annotations
@@ -11,16 +12,14 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 
 import wschannels
+from bench.harness import raise_open_files_limit
 from bench.servers import serve, uvicorn_args
 from wschannels import Done, Receiver, Sender, select
-from wschannels.hub import Hub
 
 ROOM = "room"
 
 
-def make_app(hub_url: str | None) -> Any:
-    hub = Hub(hub_url)
-
+def make_handlers(hub: wschannels.Hub) -> dict[str, Any]:
     @wschannels.messages()
     async def member(sender: Sender[str], done: Done) -> None:
         await hub.join(ROOM, sender)
@@ -35,14 +34,32 @@ def make_app(hub_url: str | None) -> Any:
                 return
             await hub.publish(ROOM, text)
 
-    return Starlette(
-        routes=[WebSocketRoute("/member", member), WebSocketRoute("/publish", publish)],
-        lifespan=hub.lifespan,
-    )
+    return {"/member": member, "/publish": publish}
+
+
+def make_app(hub_url: str | None) -> Any:
+    hub = wschannels.Hub(hub_url)
+    routes = [WebSocketRoute(path, handler) for path, handler in make_handlers(hub).items()]
+    return Starlette(routes=routes, lifespan=hub.lifespan)
+
+
+async def serve_on_picows(hub_url: str | None, port: int) -> None:
+    from wschannels.transports.picows import serve_picows
+
+    async with wschannels.Hub(hub_url) as hub:
+        server = await serve_picows(make_handlers(hub), "127.0.0.1", port, backlog=4096)
+        await server.wait_closed()
 
 
 if __name__ == "__main__":
     parser = uvicorn_args(__doc__ or "")
     parser.add_argument("--hub", default=None, help="Hub URL (default: in this process)")
+    parser.add_argument("--transport", choices=["asgi", "picows"], default="asgi")
     args = parser.parse_args()
-    serve(make_app(args.hub), args.port, args.ws)
+    if args.transport == "picows":
+        import uvloop
+
+        raise_open_files_limit()
+        uvloop.run(serve_on_picows(args.hub, args.port))
+    else:
+        serve(make_app(args.hub), args.port, args.ws)

@@ -517,17 +517,18 @@ async def _wait(
 ) -> SelectResult:
     """Register one waiter on every case and wait until one case fires it."""
     waiter = _Waiter(asyncio.get_running_loop().create_future())
-    ops = [_Op(waiter, index, values[index]) for index in range(len(targets))]
-    for op, target, is_send in zip(ops, targets, sending, strict=True):
-        if is_send:
+    ops = []
+    puller = None
+    for index in range(len(targets)):
+        target = targets[index]
+        op = _Op(waiter, index, values[index])
+        ops.append(op)
+        if sending[index]:
             target._register_send(op)
         else:
             target._register_recv(op)
-    puller = None
-    for target in targets:
-        puller = target._puller
-        if puller is not None:
-            break
+            if puller is None:
+                puller = target._puller
     try:
         if puller is None:
             await waiter.future
@@ -571,13 +572,14 @@ def _unregister(
     ops: list[_Op], targets: tuple[_Selectable, ...], sending: tuple[bool, ...], skip: int = -1
 ) -> None:
     """Remove a waiter's registrations; ``skip`` is the case that fired (already removed)."""
-    for op, target, is_send in zip(ops, targets, sending, strict=True):
-        if op.index == skip:
+    for op in ops:
+        index = op.index
+        if index == skip:
             continue
-        if is_send:
-            target._unregister_send(op)
+        if sending[index]:
+            targets[index]._unregister_send(op)
         else:
-            target._unregister_recv(op)
+            targets[index]._unregister_recv(op)
 
 
 def _settle_cancelled(

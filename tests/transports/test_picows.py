@@ -1,0 +1,410 @@
+"""The picows transport, end to end: a real picows server, real websockets clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import pytest
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+import wschannels
+from wschannels import (
+    CloseCode,
+    Disconnect,
+    Done,
+    Errors,
+    Options,
+    Receiver,
+    Sender,
+    select,
+)
+from wschannels.transports.picows import PicowsServer, serve_picows
+
+
+class Message(msgspec.Struct):
+    text: str
+    seq: int
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    routes: dict[str, Any], options: Options | None = None, **settings: Any
+) -> AsyncIterator[PicowsServer]:
+    server = await serve_picows(routes, "127.0.0.1", 0, options, **settings)
+    async with server:
+        yield server
+
+
+def client(server: PicowsServer, path: str = "/", **kwargs: Any) -> Any:
+    kwargs.setdefault("origin", f"http://127.0.0.1:{server.port}")
+    return connect(f"ws://127.0.0.1:{server.port}{path}", compression=None, **kwargs)
+
+
+async def close_code_of(ws: ClientConnection) -> int | None:
+    """Read until the server closes; the close code the client saw."""
+    with contextlib.suppress(ConnectionClosed):
+        async with asyncio.timeout(10):
+            while True:
+                await ws.recv()
+    return ws.close_code
+
+
+async def eventually(condition: Any, seconds: float = 10.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+@wschannels.messages()
+async def echo_text(receiver: Receiver[str], sender: Sender[str], done: Done) -> None:
+    while True:
+        chosen, value, _ = await select(receiver, done)
+        if chosen is done:
+            return
+        await sender.send(value)
+
+
+@wschannels.bytes_messages()
+async def echo_bytes(receiver: Receiver[bytes], sender: Sender[bytes], done: Done) -> None:
+    async for value in receiver:
+        await sender.send(value[::-1])
+
+
+@wschannels.json(Message)
+async def echo_json(receiver: Receiver[Message], sender: Sender[Message]) -> None:
+    async for message in receiver:
+        await sender.send(Message(message.text.upper(), message.seq + 1))
+
+
+@wschannels.raw()
+async def echo_raw(receiver: Receiver[str | bytes], sender: Sender[str | bytes]) -> None:
+    async for value in receiver:
+        await sender.send(value)
+
+
+ECHOES = {"/text": echo_text, "/bytes": echo_bytes, "/json": echo_json, "/raw": echo_raw}
+
+
+async def test_text_binary_json_and_raw_messages_are_echoed() -> None:
+    async with serving(ECHOES) as server:
+        async with client(server, "/text") as ws:
+            await ws.send("héllo")
+            assert await ws.recv() == "héllo"
+        async with client(server, "/bytes") as ws:
+            await ws.send(b"\x00\x01\xff")
+            assert await ws.recv() == b"\xff\x01\x00"
+        async with client(server, "/json") as ws:
+            await ws.send('{"text": "hi", "seq": 1}')
+            assert msgspec.json.decode(await ws.recv()) == {"text": "HI", "seq": 2}
+        async with client(server, "/raw") as ws:
+            await ws.send("text")
+            await ws.send(b"bytes")
+            assert [await ws.recv(), await ws.recv()] == ["text", b"bytes"]
+
+
+async def test_a_fragmented_message_arrives_whole() -> None:
+    async with serving(ECHOES) as server:
+        async with client(server, "/text") as ws:
+            await ws.send(["frag", "men", "ted ✓"])
+            assert await ws.recv() == "fragmented ✓"
+        async with client(server, "/bytes") as ws:
+            await ws.send([b"ab", b"cd"])
+            assert await ws.recv() == b"dcba"
+
+
+async def test_path_parameters_are_passed_by_name_converted_and_defaults_kept() -> None:
+    @wschannels.messages()
+    async def room(
+        name: str, client_id: int, sender: Sender[str], greeting: str = "hello"
+    ) -> None:
+        await sender.send(f"{greeting} {client_id!r} in {name}")
+
+    async with serving({"/rooms/{name}/{client_id:int}": room}) as server:
+        async with client(server, "/rooms/lob%20by/42") as ws:
+            assert await ws.recv() == "hello 42 in lob by"
+        async with client(server, "/rooms/lobby/42?x=1") as ws:
+            assert await ws.recv() == "hello 42 in lobby"
+
+
+async def test_a_route_missing_a_parameter_fails_at_start_up() -> None:
+    @wschannels.messages()
+    async def room(name: str, sender: Sender[str]) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="'name'"):
+        await serve_picows({"/rooms": room}, "127.0.0.1", 0)
+
+
+async def test_an_undecorated_handler_fails_at_start_up() -> None:
+    async def plain(sender: Any) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="not a wschannels handler"):
+        await serve_picows({"/": plain}, "127.0.0.1", 0)
+
+
+async def test_an_unknown_path_is_refused_with_404() -> None:
+    async with serving(ECHOES) as server:
+        with pytest.raises(InvalidStatus) as refused:
+            async with client(server, "/nowhere"):
+                pass
+        assert refused.value.response.status_code == 404
+
+
+async def test_a_foreign_origin_is_refused_with_403() -> None:
+    async with serving(ECHOES) as server:
+        with pytest.raises(InvalidStatus) as refused:
+            async with client(server, "/text", origin="http://evil.example"):
+                pass
+        assert refused.value.response.status_code == 403
+        assert refused.value.response.body == b"Origin not allowed"
+
+
+async def test_an_origin_pattern_from_the_options_is_applied() -> None:
+    @wschannels.messages(Options(allowed_origin=r"https://app\.example"))
+    async def hello(sender: Sender[str]) -> None:
+        await sender.send("hi")
+
+    async with serving({"/": hello}) as server:
+        async with client(server, origin="https://app.example") as ws:
+            assert await ws.recv() == "hi"
+        with pytest.raises(InvalidStatus):
+            async with client(server):
+                pass
+
+
+async def test_a_disconnect_code_is_what_the_client_sees() -> None:
+    @wschannels.messages()
+    async def leave(disconnect: Disconnect) -> None:
+        await disconnect.send(4001)
+
+    async with serving({"/": leave}) as server, client(server) as ws:
+        assert await close_code_of(ws) == 4001
+
+
+async def test_a_handler_that_returns_closes_with_1000_and_one_that_raises_with_1011() -> None:
+    @wschannels.messages()
+    async def quick(sender: Sender[str]) -> None:
+        await sender.send("bye")
+
+    @wschannels.messages(Options(skip_logging=True))
+    async def broken(sender: Sender[str]) -> None:
+        raise RuntimeError("boom")
+
+    async with serving({"/quick": quick, "/broken": broken}) as server:
+        async with client(server, "/quick") as ws:
+            assert await ws.recv() == "bye"
+            assert await close_code_of(ws) == CloseCode.NORMAL_CLOSURE
+        async with client(server, "/broken") as ws:
+            assert await close_code_of(ws) == CloseCode.INTERNAL_SERVER_ERR
+
+
+async def test_every_message_sent_before_the_close_reaches_the_handler_before_done() -> None:
+    received: list[str] = []
+    finished = asyncio.Event()
+
+    # A small receiver and a slow handler: reading pauses and resumes many times.
+    @wschannels.messages(Options(recv_channel_buffer=2))
+    async def collect(receiver: Receiver[str], done: Done) -> None:
+        while True:
+            chosen, value, _ = await select(receiver, done)
+            if chosen is done:
+                finished.set()
+                return
+            received.append(value)
+            if len(received) % 100 == 0:
+                await asyncio.sleep(0.01)
+
+    async with serving({"/": collect}) as server:
+        async with client(server) as ws:
+            for index in range(1000):
+                await ws.send(f"m{index}")
+        async with asyncio.timeout(10):
+            await finished.wait()
+    assert received == [f"m{index}" for index in range(1000)]
+
+
+async def test_items_sent_before_disconnect_reach_the_client_before_the_close_frame() -> None:
+    @wschannels.messages()
+    async def burst(sender: Sender[str], disconnect: Disconnect) -> None:
+        for index in range(100):
+            await sender.send(f"m{index}")
+        await disconnect.send(CloseCode.GOING_AWAY)
+
+    async with serving({"/": burst}) as server, client(server) as ws:
+        got = []
+        with contextlib.suppress(ConnectionClosed):
+            async with asyncio.timeout(10):
+                while True:
+                    got.append(await ws.recv())
+        assert got == [f"m{index}" for index in range(100)]
+        assert ws.close_code == CloseCode.GOING_AWAY
+
+
+def too_big_route(seen: list[Exception], finished: asyncio.Event) -> Any:
+    @wschannels.messages(Options(max_message_size=1000, skip_logging=True))
+    async def small(receiver: Receiver[str], errors: Errors, done: Done) -> None:
+        while True:
+            chosen, value, _ = await select(receiver, errors, done)
+            if chosen is done:
+                finished.set()
+                return
+            if chosen is errors:
+                seen.append(value)
+
+    return small
+
+
+@pytest.mark.parametrize("fragmented", [False, True], ids=["one frame", "fragments"])
+async def test_a_message_over_max_message_size_closes_with_1009_and_is_reported(
+    fragmented: bool,
+) -> None:
+    seen: list[Exception] = []
+    finished = asyncio.Event()
+    async with serving({"/": too_big_route(seen, finished)}) as server, client(server) as ws:
+        await ws.send("fits")
+        await ws.send(["x" * 600, "x" * 600] if fragmented else "x" * 1001)
+        assert await close_code_of(ws) == CloseCode.MESSAGE_TOO_BIG
+        async with asyncio.timeout(10):
+            await finished.wait()
+    assert [type(error) for error in seen] == [wschannels.MessageTooBig]
+
+
+async def test_a_text_message_that_is_not_utf8_closes_with_1007() -> None:
+    async with serving(ECHOES) as server, client(server, "/text") as ws:
+        await ws.send(b"\xff\xfe", text=True)
+        assert await close_code_of(ws) == CloseCode.INVALID_FRAME_PAYLOAD_DATA
+
+
+async def test_a_slow_client_makes_writes_wait_then_time_out() -> None:
+    seen: list[Exception] = []
+
+    @wschannels.bytes_messages(Options(write_wait=0.5, skip_logging=True))
+    async def flood(sender: Sender[bytes], errors: Errors, done: Done) -> None:
+        chunk = b"x" * 65536
+        while not done.is_set():
+            chosen, value, _ = await select(wschannels.Send(sender, chunk), errors, done)
+            if chosen is errors:
+                seen.append(value)
+
+    # The client reads nothing: the socket's buffers fill, writes wait, write_wait runs out,
+    # and the server drops the connection (it cannot send a close frame any more).
+    async with serving({"/": flood}) as server, client(server, max_size=None) as ws:
+        ws.transport.pause_reading()
+        await eventually(lambda: seen, 10)
+        assert isinstance(seen[0], wschannels.WriteTimeout)
+        await eventually(lambda: server.connections == 0)
+        ws.transport.resume_reading()
+        assert await close_code_of(ws) == CloseCode.ABNORMAL_CLOSURE
+
+
+class _Deaf(WSListener):
+    """A picows client that never answers pings."""
+
+    def __init__(self) -> None:
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.CLOSE:
+            transport.disconnect()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.closed.set_result(None)
+
+
+async def test_a_peer_that_answers_no_ping_is_dropped_after_pong_wait() -> None:
+    ended = asyncio.Event()
+
+    @wschannels.messages(Options(ping_period=0.2, pong_wait=0.5))
+    async def wait_for_done(done: Done) -> None:
+        await done.recv()
+        ended.set()
+
+    async with serving({"/": wait_for_done}) as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        origin = {"Origin": f"http://127.0.0.1:{server.port}"}
+        _, deaf = await ws_connect(_Deaf, url, enable_auto_pong=False, extra_headers=origin)
+        assert isinstance(deaf, _Deaf)
+        async with asyncio.timeout(10):
+            await deaf.closed
+            await ended.wait()
+
+
+async def test_a_hub_room_across_picows_connections_reaches_every_member() -> None:
+    hub = wschannels.Hub()
+
+    @wschannels.messages()
+    async def member(room: str, receiver: Receiver[str], sender: Sender[str]) -> None:
+        await hub.join(room, sender)
+        async for text in receiver:
+            await hub.publish(room, text)
+
+    async with hub, serving({"/rooms/{room}": member}) as server:
+        async with (
+            client(server, "/rooms/lobby") as ada,
+            client(server, "/rooms/lobby") as bob,
+            client(server, "/rooms/elsewhere") as eve,
+        ):
+            await eventually(lambda: hub.local_count("lobby") == 2)
+            await eventually(lambda: hub.local_count("elsewhere") == 1)
+            await ada.send("hello lobby")
+            assert await asyncio.wait_for(ada.recv(), 10) == "hello lobby"
+            assert await asyncio.wait_for(bob.recv(), 10) == "hello lobby"
+            await hub.publish("lobby", "from the server")
+            assert await asyncio.wait_for(ada.recv(), 10) == "from the server"
+            assert await asyncio.wait_for(bob.recv(), 10) == "from the server"
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(eve.recv(), 0.2)
+        await eventually(lambda: hub.local_count("lobby") == 0)
+
+
+async def test_closing_the_server_closes_every_connection_with_1001_and_leaves_no_task() -> None:
+    handlers_done = 0
+
+    @wschannels.messages()
+    async def stay(receiver: Receiver[str], done: Done) -> None:
+        nonlocal handlers_done
+        await done.recv()
+        handlers_done += 1
+
+    server = await serve_picows({"/": stay}, "127.0.0.1", 0)
+    clients = [await client(server).__aenter__() for _ in range(3)]
+    await eventually(lambda: server.connections == 3)
+    server.close()
+    await asyncio.wait_for(server.wait_closed(), 10)
+    assert handlers_done == 3
+    assert server.connections == 0
+    for ws in clients:
+        assert await close_code_of(ws) == CloseCode.GOING_AWAY
+    assert [task for task in asyncio.all_tasks() if task is not asyncio.current_task()] == []
+    with pytest.raises(OSError):
+        async with client(server):
+            pass
+
+
+async def test_a_handler_that_ignores_the_shutdown_is_cancelled_after_the_timeout() -> None:
+    cancelled = asyncio.Event()
+
+    @wschannels.messages(Options(skip_logging=True))
+    async def stubborn(sender: Sender[str]) -> None:
+        try:
+            await sender.send("ready")
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    server = await serve_picows({"/": stubborn}, "127.0.0.1", 0, shutdown_timeout=0.3)
+    async with client(server) as ws:
+        assert await ws.recv() == "ready"
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), 10)
+        assert cancelled.is_set()
+        await close_code_of(ws)
+    assert [task for task in asyncio.all_tasks() if task is not asyncio.current_task()] == []
