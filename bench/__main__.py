@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import shlex
 import signal
 import sys
@@ -42,11 +43,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=None, help="echo repetitions (default 3, quick 1)")
     p.add_argument("--duration", type=float, default=None, help="seconds measured per echo run")
     p.add_argument("--out", type=Path, default=suite.out_dir_default(), help="output folder")
+    p.add_argument(
+        "--report-only", action="store_true", help="redraw the report from OUT/results.json"
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.report_only:
+        saved = json.loads((args.out / "results.json").read_text())
+        echo_labels = {s.name: s.label for s in suite.echo_servers()}
+        print(f"results: {report.write(saved, args.out, echo_labels)}")
+        return 0
     raise_open_files_limit()
     # SIGTERM unwinds like Ctrl-C, so the servers (each in its own session) are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

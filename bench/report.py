@@ -132,6 +132,9 @@ def echo_table(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, A
                         "client_cpu_us_per_msg", "client_cpu_util", "other_cpu_util"):  # fmt: skip
                 entry[key] = _median(r[key] for r in ok)
             entry["ratio"] = paired_ratio(rows, "rate", server, BASELINE)
+            # CPU per message, baseline over this (above 1 = cheaper): steadier than msg/s when
+            # other work on the machine takes CPU, since it does not count waiting.
+            entry["cpu_ratio"] = 1 / paired_ratio(rows, "server_cpu_us_per_msg", server, BASELINE)
             # Latency ratio: baseline p50 over this p50 (above 1 = faster), also paired.
             p50s = [r for r in rows if "p50_us" in r]
             entry["p50_ratio"] = 1 / paired_ratio(p50s, "p50_us", server, BASELINE)
@@ -231,6 +234,10 @@ def _faster_row(
     return title, f"p50 {r50:.1f}x, p99 {r99:.1f}x{lost}", _verdict(r50 >= 3 and r99 >= 3, r50)
 
 
+def _saturated(util: float) -> str:
+    return " ⚠" if util > 0.9 else ""
+
+
 def _verdict(met: bool, value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "not measured"
@@ -324,19 +331,25 @@ def _echo_markdown(records: list[dict[str, Any]], labels: dict[str, str]) -> lis
     out += ["", "Servers: " + "; ".join(f"`{s}` = {labels.get(s, s)}" for s in servers), ""]
     out += ["### Details per test", "",
             "Latency is the round trip of one message (µs); CPU columns are per message and "
-            "the share of one core used during the measurement. \"Other processes' CPU\" is "
-            "what the rest of the machine took meanwhile (of 2 cores): where it is high, the "
-            "run was disturbed and its ratios are less reliable.", ""]  # fmt: skip
+            "the share of one core used during the measurement. \"CPU/msg ratio\" is the "
+            "baseline's server CPU per message over this server's (above 1 = cheaper per "
+            "message); it is steadier than msg/s when other work takes CPU. \"Other processes' "
+            "CPU\" is what the rest of the machine took meanwhile (of 2 cores): where it is "
+            "high, the run was disturbed and its msg/s ratios are less reliable. ⚠ marks a "
+            "generator above 90 % of its core: there the server may have been faster than "
+            "measured.", ""]  # fmt: skip
     for t in tests:
         out += [f"**{t}**", "",
                 "| server | msg/s | ratio | p50 µs | p99 µs | p50 ratio | server µs/msg | "
-                "server CPU | generator µs/msg | generator CPU | other processes' CPU | reps |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                "CPU/msg ratio | server CPU | generator µs/msg | generator CPU | "
+                "other processes' CPU | reps |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for s, e in table[t].items():
             out.append(
                 f"| {s} | {_n(e['rate'])} | {_x(e['ratio'])} | {_n(e['p50_us'])} | "
                 f"{_n(e['p99_us'])} | {_x(e['p50_ratio'])} | {_n(e['server_cpu_us_per_msg'], 1)} | "
-                f"{_pct(e['server_cpu_util'])} | {_n(e['client_cpu_us_per_msg'], 1)} | "
+                f"{_x(e['cpu_ratio'])} | {_pct(e['server_cpu_util'])} | "
+                f"{_n(e['client_cpu_us_per_msg'], 1)}{_saturated(e['client_cpu_util'])} | "
                 f"{_pct(e['client_cpu_util'])} | {_pct(e['other_cpu_util'])} | {e['reps']} |"
             )
         errors = [f"`{s}`: {err}" for s, e in table[t].items() for err in e["errors"]]
@@ -380,6 +393,8 @@ def _fanout_markdown(records: list[dict[str, Any]]) -> list[str]:
         notes = [f"`{r['stack']}`: {r['error'][:300]}" for r in rows if "error" in r]
         notes += [f"`{r['stack']}`: join errors {r['join_errors']}" for r in rows
                   if r.get("join_errors")]  # fmt: skip
+        notes += [f"`{r['stack']}` server output: `{r['server_log'][-300:]!r}`" for r in rows
+                  if r.get("server_log")]  # fmt: skip
         out += [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
     return out
 

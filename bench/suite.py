@@ -386,6 +386,8 @@ def fanout_once(stack: FanoutStack, case: FanoutCase, settings: Settings) -> dic
             died = [s.name for s in servers if not s.alive()]
             if died:
                 result["error"] = f"server process died: {servers[0].output()[-500:]}"
+            if result["members"] < case.members:
+                result["server_log"] = "\n".join(s.output(1500) for s in servers)
     return result
 
 

@@ -414,9 +414,7 @@ async def test_select_performs_exactly_one_case_when_several_are_ready() -> None
     ("cases", "ready"),
     [(2, (0, 1)), (3, (0, 1)), (3, (0, 2)), (4, (1, 3)), (5, (0, 2, 4)), (7, (1, 5))],
 )
-def test_select_chooses_uniformly_among_the_ready_cases(
-    cases: int, ready: tuple[int, ...]
-) -> None:
+def test_select_chooses_uniformly_among_the_ready_cases(cases: int, ready: tuple[int, ...]) -> None:
     channels: list[Channel[int]] = [Channel(1) for _ in range(cases)]
     trials = 3000
     picks: Counter[int] = Counter()
@@ -741,9 +739,7 @@ async def test_item_handed_to_a_cancelled_select_goes_back_to_its_own_channel() 
     assert [len(channel) for channel in channels] == [0, 0, 0]
 
 
-async def test_item_put_back_into_a_channel_closed_meanwhile_is_received_before_the_end() -> (
-    None
-):
+async def test_item_put_back_into_a_channel_closed_meanwhile_is_received_before_the_end() -> None:
     channel: Channel[str] = Channel()
     receiver = asyncio.create_task(channel.recv())
     await blocked(channel, receivers=1)

@@ -206,7 +206,9 @@ class Run:
         self.tasks.append(asyncio.create_task(coroutine))
 
     @contextmanager
-    def waiting(self, receive_from: Iterable[int] = (), send_to: Iterable[int] = ()) -> Iterator[None]:
+    def waiting(
+        self, receive_from: Iterable[int] = (), send_to: Iterable[int] = ()
+    ) -> Iterator[None]:
         """Note the current task as waiting on those channels while the block runs."""
         task = asyncio.current_task()
         assert task is not None
@@ -452,7 +454,9 @@ def test_one_crowded_channel_loses_nothing_and_keeps_order_under_any_interleavin
 # -- the nowait operations against a model of Go's bounded queue -------------------------
 
 nowait_scripts = st.lists(
-    st.one_of(st.tuples(st.just("send"), st.integers()), st.just(("recv", 0)), st.just(("close", 0))),
+    st.one_of(
+        st.tuples(st.just("send"), st.integers()), st.just(("recv", 0)), st.just(("close", 0))
+    ),
     max_size=60,
 )
 

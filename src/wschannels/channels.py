@@ -628,13 +628,11 @@ async def select(*cases: Any, biased: bool = False) -> SelectResult:
     if count == 2 and not biased:  # the common `select(receiver, done)`: poll with no set-up
         first = cases[0]
         second = cases[1]
-        try:
-            pair = (first._selectable, second._selectable)
-        except AttributeError:
-            pair = None  # a Send case, or a bad one: the general path sorts it out
-        if pair is not None and isinstance(pair[0], _Selectable) and isinstance(
-            pair[1], _Selectable
-        ):
+        # Channels and Done are their own targets; views carry theirs in a slot.
+        a = first if isinstance(first, _Selectable) else getattr(first, "_selectable", None)
+        b = second if isinstance(second, _Selectable) else getattr(second, "_selectable", None)
+        pair = (a, b) if isinstance(a, _Selectable) and isinstance(b, _Selectable) else None
+        if pair is not None:
             if _random() < 0.5:
                 first, second = second, first
                 pair = (pair[1], pair[0])

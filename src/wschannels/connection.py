@@ -287,9 +287,16 @@ class Connection:
         Not while the receiver is full (that holds the client back through TCP);
         always while closing, so that the client's close can be read.
         """
+        receiver = self._receiver
+        if (
+            receiver is not None
+            and len(receiver._buffer) < receiver._capacity
+            and self._stall_timer is None
+            and not self._over
+        ):
+            return True  # the common case, first
         if self._over:
             return False
-        receiver = self._receiver
         ready = (
             receiver is None
             or receiver._closed

@@ -408,3 +408,93 @@ async def test_a_handler_that_ignores_the_shutdown_is_cancelled_after_the_timeou
         assert cancelled.is_set()
         await close_code_of(ws)
     assert [task for task in asyncio.all_tasks() if task is not asyncio.current_task()] == []
+
+
+async def test_a_handler_that_leaves_its_receiver_full_holds_the_client_back() -> None:
+    release = asyncio.Event()
+
+    @wschannels.bytes_messages(Options(ping_period=None, pong_wait=None))
+    async def deaf(receiver: Receiver[bytes]) -> None:
+        await release.wait()
+
+    chunk = b"x" * 60_000
+    async with serving({"/": deaf}) as server, client(server) as ws:
+        held_back = False
+        for _ in range(2000):  # 120 MB if nothing held the client back
+            try:
+                await asyncio.wait_for(ws.send(chunk), 1.0)
+            except TimeoutError:
+                held_back = True
+                break
+        assert held_back
+        release.set()  # the handler returns: what was held back is discarded, the close read
+        assert await close_code_of(ws) == CloseCode.NORMAL_CLOSURE
+
+
+async def test_a_receiver_left_full_for_pong_wait_closes_with_1013_and_is_reported() -> None:
+    seen: list[Exception] = []
+
+    @wschannels.messages(
+        Options(ping_period=0.2, pong_wait=0.6, recv_channel_buffer=2, skip_logging=True)
+    )
+    async def stuck(receiver: Receiver[str], errors: Errors, done: Done) -> None:
+        await receiver.recv()
+        while True:
+            chosen, value, _ = await select(errors, done)  # the receiver is never read again
+            if chosen is done:
+                return
+            seen.append(value)
+
+    async with serving({"/": stuck}) as server, client(server) as ws:
+        for index in range(200):
+            await ws.send(f"m{index}")
+        assert await close_code_of(ws) == CloseCode.TRY_AGAIN_LATER
+    await eventually(lambda: seen)
+    assert isinstance(seen[0], wschannels.ReceiverStalled)
+
+
+RUN_PICOWS = """
+import sys
+import wschannels
+from wschannels import Receiver, Sender
+from wschannels.transports.picows import run_picows
+
+@wschannels.messages()
+async def echo(receiver: Receiver[str], sender: Sender[str]) -> None:
+    async for text in receiver:
+        await sender.send(text)
+
+run_picows({"/": echo}, host="127.0.0.1", port=int(sys.argv[1]))
+"""
+
+
+async def test_run_picows_serves_until_sigterm() -> None:
+    import signal
+    import socket
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", RUN_PICOWS, str(port), stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        url = f"ws://127.0.0.1:{port}/"
+        async with asyncio.timeout(20):
+            while True:
+                try:
+                    ws = await connect(url, origin=f"http://127.0.0.1:{port}", compression=None)
+                    break
+                except OSError:
+                    await asyncio.sleep(0.05)
+        async with ws:
+            await ws.send("ping")
+            assert await ws.recv() == "ping"
+            process.send_signal(signal.SIGTERM)
+            assert await close_code_of(ws) == CloseCode.GOING_AWAY
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -2,10 +2,12 @@
 
 picows parses frames in C and calls :meth:`WSListener.on_ws_frame` for each;
 this transport hands a message from there to the handler's waiting
-``select`` through :meth:`Connection.feed`, and writes a frame with one
-synchronous ``WSTransport.send``. There is no reader task and no queue in
-between: a message costs the handler's wake-up and little else, which makes
-this the fastest way to serve a handler.
+``select`` through :meth:`Connection.feed`, and writes synchronously to the
+socket. There is no reader task and no queue in between: a message costs the
+handler's wake-up and little else, which makes this the fastest way to
+serve a handler. A reply goes out at once when the handler has nothing more
+to read; the replies to a burst of messages go out together, in one system
+call, when the handler waits again.
 
 Reading is pushed, so holding a client back is explicit: when the receiver
 is full, reading pauses on the socket (TCP then holds the client back) and
@@ -47,6 +49,7 @@ from starlette.convertors import Convertor
 from starlette.routing import compile_path
 
 from ..bindings import Route, _view, route_of
+from ..channels import Channel
 from ..close_codes import CloseCode
 from ..codecs import Frame, InvalidMessage
 from ..connection import Connection, MessageTooBig
@@ -75,14 +78,15 @@ _SHORT_HEADERS = (
 _pack_header16 = struct.Struct("!BBH").pack
 _pack_header64 = struct.Struct("!BBQ").pack
 
-# The last frame put on the wire and its bytes: a Hub publish writes the same frame
-# object to every member, which is then framed once. (Holding the frame keeps its
-# identity from being reused.)
-_cache: list[Any] = [None, b""]
+# The last frame framed and its bytes: a Hub publish writes the same frame object to
+# every member, so it is framed once. (Holding the frame keeps its identity from being
+# reused; one tuple keeps the pair consistent across event loops in threads.)
+_last_framed: tuple[Any, bytes] = (None, b"")
 
 
 def _wire(frame: Frame) -> bytes:
     """``frame`` as an unmasked, unfragmented WebSocket frame (RFC 6455 section 5.2)."""
+    global _last_framed
     if isinstance(frame, str):
         data = frame.encode()
         text = 1
@@ -96,8 +100,7 @@ def _wire(frame: Frame) -> bytes:
         wire = _pack_header16(0x81 if text else 0x82, 126, size) + data
     else:
         wire = _pack_header64(0x81 if text else 0x82, 127, size) + data
-    _cache[0] = frame
-    _cache[1] = wire
+    _last_framed = (frame, wire)
     return wire
 
 
@@ -145,6 +148,7 @@ class _Session(WSListener):
         "_fragments",
         "_held",
         "_holding",
+        "_inbox",
         "_loop",
         "_parked",
         "_paused",
@@ -170,6 +174,7 @@ class _Session(WSListener):
         self._send: Callable[[WSMsgType, Frame], None] = _not_connected
         self._connection: Connection | None = None
         self._feed: Callable[[Frame], Awaitable[None] | None] = _not_connected_feed
+        self._inbox: Channel[Any] | None = None  # the receiver's channel
         self._task: asyncio.Task[None] | None = None
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
@@ -179,7 +184,8 @@ class _Session(WSListener):
         # Reading: frames go to the backlog instead of the engine while _holding.
         self._holding = False
         self._discarding = False  # after a protocol error: nothing more is fed
-        self._backlog: deque[Frame | _PeerEnded] = deque()
+        # Frames read while holding, made on the first hold (most connections never hold).
+        self._backlog: deque[Frame | _PeerEnded] | None = None
         self._held: Generator[Any, None, None] | None = None  # a delivery waiting for room
         self._parked = False  # paused until the handler takes an item (the puller's flag)
         self._paused = False  # reading paused on the socket
@@ -204,6 +210,8 @@ class _Session(WSListener):
             route.codec, route.options, self, peer, wants_receiver=route.wants_receiver
         )
         self._feed = connection.feed
+        if route.wants_receiver:
+            self._inbox = connection.receiver_channel
         connection.attach_puller(self)
         connection._log_connected()
         arguments = self._arguments
@@ -242,7 +250,7 @@ class _Session(WSListener):
             return
         if self._holding:
             if not self._discarding:
-                self._backlog.append(payload)
+                self._hold_back(payload)
             return
         waiting = self._feed(payload)
         if waiting is not None:
@@ -259,9 +267,8 @@ class _Session(WSListener):
             if self._peer_code is None:
                 self._peer_code = self._close_code_sent_by_picows(connection)
                 self._peer_ended(self._peer_code)
-            drain, self._drain = self._drain, None
-            if drain is not None and not drain.done():
-                drain.set_exception(ConnectionResetError("the client is gone"))
+            # A write waiting for room is over (the engine hears of the end from _peer_ended).
+            self.resume_writing()
         self._server._session_over(self)
 
     def pause_writing(self) -> None:
@@ -278,18 +285,21 @@ class _Session(WSListener):
     def write(self, frame: Frame) -> asyncio.Future[None] | None:
         """Write a frame; a future while the socket's buffer is over its high-water mark.
 
-        The first frame after the handler last waited goes to the socket at once;
-        frames that follow it in the same loop turn are written together when
-        the handler waits again or the turn ends: one system call for a burst.
+        A frame goes to the socket at once when the handler has nothing more to
+        read (it will wait next, as a request-reply handler does). Otherwise it
+        is held and the frames of the burst are written together when the
+        handler waits again or the loop turn ends: one system call, not one per frame.
         """
-        if self._first_in_turn:
-            self._first_in_turn = False
+        first = self._first_in_turn
+        self._first_in_turn = False
+        if first and not (self._inbox is not None and len(self._inbox)):
             if type(frame) is str:
                 self._send(_TEXT, frame)
             else:
                 self._send(_BINARY, frame)
         else:
-            wire = _cache[1] if frame is _cache[0] else _wire(frame)
+            last = _last_framed
+            wire = last[1] if frame is last[0] else _wire(frame)
             batch = self._batch
             if not batch:
                 self._server._to_flush(self)
@@ -328,7 +338,7 @@ class _Session(WSListener):
         """Send a close frame; the socket closes on the client's reply, or after a timeout."""
         self.flush()
         ws = self._ws
-        if ws is not None and not self.disconnected:
+        if not self.disconnected:
             if not ws.is_close_frame_sent:
                 ws.send_close(WSCloseCode(code))
             if self._peer_code is not None:
@@ -344,6 +354,12 @@ class _Session(WSListener):
         self._ws.disconnect(False)  # no close from the client: its socket may not drain either
 
     # -- reading, held back while the receiver is full ----------------------------------
+
+    def _hold_back(self, item: Frame | _PeerEnded) -> None:
+        backlog = self._backlog
+        if backlog is None:
+            backlog = self._backlog = deque()
+        backlog.append(item)
 
     def _hold(self, waiting: Awaitable[None]) -> None:
         """The receiver is full: pause reading and deliver ``waiting`` when there is room."""
@@ -376,12 +392,12 @@ class _Session(WSListener):
                 yielded.add_done_callback(self._step_held)
             return
         self._held = None
-        self._parked = True
         if not self._discarding:
             self._go_on()
 
     def schedule_unpark(self) -> None:
         """The receiver has room (or the connection is closing): go on reading soon."""
+        self._parked = False
         if not self._unpark_scheduled:
             self._unpark_scheduled = True
             self._loop.call_soon(self._unpark)
@@ -391,29 +407,38 @@ class _Session(WSListener):
         if self._held is None and self._holding and not self._discarding:
             self._go_on()
 
-    def _may_feed(self) -> bool:
+    def _go_on(self) -> None:
+        """Feed the backlog while the receiver has room, then read from the socket again.
+
+        The engine is asked once per fill (which also runs its stalled-receiver
+        clock); in between, the receiver's length says when it is full.
+        """
         connection = self._connection
         assert connection is not None
-        return connection.closed or connection.wants_frames()
-
-    def _go_on(self) -> None:
-        """Feed the backlog while the receiver takes it, then read from the socket again."""
         backlog = self._backlog
+        if backlog is None:
+            backlog = self._backlog = deque()
         feed = self._feed
-        while backlog:
-            if not self._may_feed():
-                return  # parked: the handler's next receive unparks
-            item = backlog.popleft()
-            if type(item) is _PeerEnded:
-                self._end(item.code)
-                continue
-            waiting = feed(item)  # type: ignore[arg-type]
-            if waiting is not None:
-                self._held = waiting.__await__()
-                self._step_held()
+        inbox = self._inbox
+        while True:
+            closing = connection.closed  # then everything is fed (and discarded)
+            if not closing and not connection.wants_frames():
+                self._parked = True  # the handler's next receive unparks
                 return
-        if not self._may_feed():
-            return
+            while backlog:
+                item = backlog.popleft()
+                if type(item) is _PeerEnded:
+                    self._end(item.code)
+                    continue
+                waiting = feed(item)  # type: ignore[arg-type]
+                if waiting is not None:
+                    self._held = waiting.__await__()
+                    self._step_held()
+                    return
+                if not closing and inbox is not None and len(inbox) >= inbox.capacity:
+                    break
+            if not backlog:
+                break
         self._holding = False
         self._parked = False
         if self._paused:
@@ -492,7 +517,7 @@ class _Session(WSListener):
         self._holding = True
         self._discarding = True
         self._parked = False
-        self._backlog.clear()
+        self._backlog = None
         connection.disconnect(code)
         if self._paused and not self.disconnected:
             self._paused = False
@@ -500,6 +525,7 @@ class _Session(WSListener):
 
     def _peer_closing(self, frame: WSFrame) -> None:
         """The client's close frame: answer it, close the socket, end after the backlog."""
+        self.flush()
         code = int(frame.get_close_code().value) or CloseCode.NO_STATUS_RCVD
         self._peer_code = code
         ws = self._ws
@@ -511,7 +537,7 @@ class _Session(WSListener):
 
     def _peer_ended(self, code: int) -> None:
         if not self._discarding and (self._held is not None or self._backlog):
-            self._backlog.append(_PeerEnded(code))
+            self._hold_back(_PeerEnded(code))
         else:
             self._end(code)
 
@@ -805,6 +831,9 @@ async def serve_picows(
         **_keepalive(ping_period, pong_wait),
         "enable_auto_pong": True,
         "max_frame_size": max_frame_size,
+        # picows grows its read buffer as messages need; starting at 4 KiB instead of
+        # 16 KiB saves 12 kB per connection at no cost in throughput.
+        "read_buffer_init_size": 4096,
     }
     picows_settings.update(settings)
     listening = await ws_create_server(server._listener, host, port, **picows_settings)
