@@ -522,8 +522,8 @@ async def test_finished_select_keeps_nothing_registered_on_its_other_channels() 
     # Registrations left behind would hold every item a select loop ever handled.
     busy: Channel[Payload] = Channel()
     idle: Channel[Payload] = Channel()
-    received: Payload | None = Payload()
-    offered: Payload | None = Payload()
+    received = Payload()
+    offered = Payload()
     received_ref, offered_ref = weakref.ref(received), weakref.ref(offered)
 
     selecting = asyncio.create_task(select(busy, idle, Send(idle, offered)))
@@ -634,7 +634,7 @@ async def test_cancelled_select_leaves_no_waiter_on_any_of_its_channels() -> Non
 
 async def test_cancelled_select_keeps_no_reference_to_its_items() -> None:
     channel: Channel[Payload] = Channel()
-    offered: Payload | None = Payload()
+    offered = Payload()
     offered_ref = weakref.ref(offered)
     selecting = asyncio.create_task(select(channel, Send(channel, offered)))
     await blocked(channel, receivers=1, senders=1)

@@ -338,8 +338,8 @@ async def execute(script: list[Operation], capacity_of: list[int]) -> Run:
                 if then_cancel is not None:
                     peers = run.receiving[target] + run.sending[target]
                     run.cancel_one_of(peers, then_cancel)
-            case Cancel(task):
-                run.cancel_one_of(run.tasks, task)
+            case Cancel(position):
+                run.cancel_one_of(run.tasks, position)
             case Step(count):
                 for _ in range(count):
                     await asyncio.sleep(0)
@@ -382,7 +382,7 @@ def stale_registrations(channel: Channel[Any]) -> int:
 
 
 def check(run: Run) -> None:
-    received_items = [(channel, item) for kind, channel, item in run.received if kind == "item"]
+    received_items = [(index, item) for kind, index, item in run.received if kind == "item"]
 
     # Every item sent is received exactly once, from the channel it was sent on.
     assert len(set(run.sent)) == len(run.sent)
@@ -391,20 +391,20 @@ def check(run: Run) -> None:
 
     # Items from one sender on one channel are received in the order they were sent.
     last_seen: dict[tuple[int, int], int] = {}
-    for channel, item in received_items:
+    for index, item in received_items:
         assert item is not None
         sender, number = item
-        key = (channel, sender)
-        assert number > last_seen.get(key, -1), f"out of order on channel {channel}: {item}"
+        key = (index, sender)
+        assert number > last_seen.get(key, -1), f"out of order on channel {index}: {item}"
         last_seen[key] = number
 
     # Once a receiver saw the end of a channel, nothing more comes out of it.
     ended: set[int] = set()
-    for kind, channel, item in run.received:
+    for kind, index, item in run.received:
         if kind == "end":
-            ended.add(channel)
+            ended.add(index)
         else:
-            assert channel not in ended, f"{item} came out of channel {channel} after its end"
+            assert index not in ended, f"{item} came out of channel {index} after its end"
     assert ended == set(range(len(run.channels)))
 
     # In the end no task waits and nothing is left in any channel.

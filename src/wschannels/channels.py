@@ -674,8 +674,8 @@ class Ticker(Channel[float]):
 
     Like Go's ``time.Ticker`` it holds at most one tick: while a tick is
     pending, later ones are dropped, so a receiver that falls behind gets one
-    tick, not a backlog. Stop it with
-    :meth:`stop` or by using it as a context manager.
+    tick, not a backlog. Stop it with :meth:`stop`, :meth:`close` or by using
+    it as a context manager.
     """
 
     __slots__ = ("_handle", "_loop", "_next", "_period")

@@ -12,6 +12,7 @@ import pytest
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin
 
 import wschannels
 from wschannels import (
@@ -120,9 +121,7 @@ async def test_a_fragmented_message_arrives_whole() -> None:
 
 async def test_path_parameters_are_passed_by_name_converted_and_defaults_kept() -> None:
     @wschannels.messages()
-    async def room(
-        name: str, client_id: int, sender: Sender[str], greeting: str = "hello"
-    ) -> None:
+    async def room(name: str, client_id: int, sender: Sender[str], greeting: str = "hello") -> None:
         await sender.send(f"{greeting} {client_id!r} in {name}")
 
     async with serving({"/rooms/{name}/{client_id:int}": room}) as server:
@@ -484,7 +483,8 @@ async def test_run_picows_serves_until_sigterm() -> None:
         async with asyncio.timeout(20):
             while True:
                 try:
-                    ws = await connect(url, origin=f"http://127.0.0.1:{port}", compression=None)
+                    origin = Origin(f"http://127.0.0.1:{port}")
+                    ws = await connect(url, origin=origin, compression=None)
                     break
                 except OSError:
                     await asyncio.sleep(0.05)

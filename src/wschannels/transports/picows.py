@@ -865,4 +865,3 @@ def run_picows(
         asyncio.run(main())
     else:
         uvloop.run(main())
-
