@@ -13,8 +13,9 @@ $(VENV)/.demo: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
+# The tests include a smoke run of the benchmark harness, so they need its extra too.
 $(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $@
 
 $(VENV)/.bench: pyproject.toml | $(BIN)/python

@@ -36,6 +36,18 @@ from .integrations.uvicorn import run, uvicorn_config
 from .options import LogLevel, Options
 from .views import Disconnect, Done, Errors, Receiver, Sender
 
+_PICOWS_NAMES = frozenset({"PicowsServer", "run_picows", "serve_picows"})
+
+
+def __getattr__(name: str) -> object:
+    """The picows transport, imported on first use: picows is an optional extra."""
+    if name in _PICOWS_NAMES:
+        from .transports import picows
+
+        return getattr(picows, name)
+    raise AttributeError(f"module 'wschannels' has no attribute {name!r}")
+
+
 __all__ = [
     "BackendUnavailable",
     "Channel",
@@ -51,6 +63,7 @@ __all__ = [
     "LogLevel",
     "MessageTooBig",
     "Options",
+    "PicowsServer",
     "Receiver",
     "ReceiverStalled",
     "SelectResult",
@@ -69,7 +82,9 @@ __all__ = [
     "messages",
     "raw",
     "run",
+    "run_picows",
     "select",
+    "serve_picows",
     "ticker",
     "try_select",
     "uvicorn_config",

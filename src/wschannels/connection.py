@@ -197,6 +197,7 @@ class Connection:
         "_log",
         "_loop",
         "_over",
+        "_parked_at",
         "_pending",
         "_queue",
         "_queued_from_sender",
@@ -256,6 +257,7 @@ class Connection:
         self._ended: asyncio.Future[None] = self._loop.create_future()
         self._drain_timer: asyncio.TimerHandle | None = None
         self._stall_timer: asyncio.TimerHandle | None = None
+        self._parked_at: float | None = None  # since when reading waits for receiver room
         self._close_callbacks: list[Callable[[Connection], None]] = []
 
     def __repr__(self) -> str:
@@ -288,12 +290,8 @@ class Connection:
         always while closing, so that the client's close can be read.
         """
         receiver = self._receiver
-        if (
-            receiver is not None
-            and len(receiver._buffer) < receiver._capacity
-            and self._stall_timer is None
-            and not self._over
-        ):
+        if receiver is not None and len(receiver._buffer) < receiver._capacity and not self._over:
+            self._parked_at = None
             return True  # the common case, first
         if self._over:
             return False
@@ -304,19 +302,30 @@ class Connection:
             or len(receiver._buffer) < receiver._capacity
             or bool(receiver._recv_waiters)
         )
-        if not ready and self._stall_timer is None and self.options.pong_wait is not None:
-            self._stall_timer = self._loop.call_later(self.options.pong_wait, self._stalled)
-        elif ready and self._stall_timer is not None:
-            self._stall_timer.cancel()
-            self._stall_timer = None
+        if ready:
+            self._parked_at = None
+        else:
+            # One timer per pong_wait at most, not one per fill: it re-checks when it fires.
+            if self._parked_at is None:
+                self._parked_at = self._loop.time()
+            wait = self.options.pong_wait
+            if self._stall_timer is None and wait is not None:
+                self._stall_timer = self._loop.call_later(wait, self._check_stalled)
         return ready
 
-    def _stalled(self) -> None:
+    def _check_stalled(self) -> None:
         self._stall_timer = None
-        receiver = self._receiver
-        if self._over or receiver is None or len(receiver._buffer) < receiver._capacity:
-            return
+        parked_at = self._parked_at
         wait = self.options.pong_wait
+        if parked_at is None or self._over or wait is None:
+            return
+        remaining = parked_at + wait - self._loop.time()
+        if remaining > 0:
+            self._stall_timer = self._loop.call_later(remaining, self._check_stalled)
+            return
+        receiver = self._receiver
+        if receiver is None:
+            return
         self._log.warning("the handler did not read its receiver for %s s: closing", wait)
         self.report(ReceiverStalled(f"the receiver stayed full for pong_wait ({wait} s)"))
         self.disconnect(CloseCode.TRY_AGAIN_LATER)

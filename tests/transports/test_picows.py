@@ -119,6 +119,38 @@ async def test_a_fragmented_message_arrives_whole() -> None:
             assert await ws.recv() == b"dcba"
 
 
+async def test_a_burst_of_replies_of_every_size_arrives_in_order() -> None:
+    sizes = [5, 125, 126, 1000, 65535, 65536, 200_000]
+
+    @wschannels.raw(Options(max_message_size=1_000_000))
+    async def burst(receiver: Receiver[str | bytes], sender: Sender[str | bytes]) -> None:
+        async for _ in receiver:
+            for size in sizes:  # written in one loop turn: framed and sent together
+                await sender.send("t" * size)
+                await sender.send(b"b" * size)
+
+    async with serving({"/": burst}) as server, client(server, max_size=None) as ws:
+        await ws.send("go")
+        for size in sizes:
+            assert await asyncio.wait_for(ws.recv(), 10) == "t" * size
+            assert await asyncio.wait_for(ws.recv(), 10) == b"b" * size
+
+
+async def test_what_a_handler_sends_goes_out_while_it_waits_on_something_else() -> None:
+    release = asyncio.Event()
+
+    @wschannels.messages()
+    async def announce(sender: Sender[str]) -> None:
+        for index in range(3):
+            await sender.send(f"m{index}")
+        await release.wait()  # not the receiver: the end of the loop turn sends the burst
+
+    async with serving({"/": announce}) as server, client(server) as ws:
+        assert [await asyncio.wait_for(ws.recv(), 10) for _ in range(3)] == ["m0", "m1", "m2"]
+        release.set()
+        assert await close_code_of(ws) == CloseCode.NORMAL_CLOSURE
+
+
 async def test_path_parameters_are_passed_by_name_converted_and_defaults_kept() -> None:
     @wschannels.messages()
     async def room(name: str, client_id: int, sender: Sender[str], greeting: str = "hello") -> None:
