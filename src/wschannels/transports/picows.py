@@ -3,11 +3,9 @@
 picows parses frames in C and calls :meth:`WSListener.on_ws_frame` for each;
 this transport hands a message from there to the handler's waiting
 ``select`` through :meth:`Connection.feed`, and writes synchronously to the
-socket. There is no reader task and no queue in between: a message costs the
-handler's wake-up and little else, which makes this the fastest way to
-serve a handler. A reply goes out at once when the handler has nothing more
-to read; the replies to a burst of messages go out together, in one system
-call, when the handler waits again.
+socket through picows (which frames it). There is no reader task and no
+queue in between: a message costs the handler's wake-up and little else,
+which makes this the fastest way to serve a handler.
 
 Reading is pushed, so holding a client back is explicit: when the receiver
 is full, reading pauses on the socket (TCP then holds the client back) and
@@ -27,7 +25,6 @@ import asyncio
 import inspect
 import logging
 import signal
-import struct
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
@@ -66,42 +63,7 @@ _CLOSE = WSMsgType.CLOSE
 # How long a close frame we sent may wait for the client's before the socket is closed anyway.
 _CLOSE_TIMEOUT = 5.0
 
-# Frames written in one loop turn go to the socket in one write, flushed earlier past this size.
-_BATCH_BYTES = 65536
-
 _logger = logging.getLogger("wschannels")
-
-_SHORT_HEADERS = (
-    tuple(bytes((0x82, size)) for size in range(126)),  # binary
-    tuple(bytes((0x81, size)) for size in range(126)),  # text
-)
-_pack_header16 = struct.Struct("!BBH").pack
-_pack_header64 = struct.Struct("!BBQ").pack
-
-# The last frame framed and its bytes: a Hub publish writes the same frame object to
-# every member, so it is framed once. (Holding the frame keeps its identity from being
-# reused; one tuple keeps the pair consistent across event loops in threads.)
-_last_framed: tuple[Any, bytes] = (None, b"")
-
-
-def _wire(frame: Frame) -> bytes:
-    """``frame`` as an unmasked, unfragmented WebSocket frame (RFC 6455 section 5.2)."""
-    global _last_framed
-    if isinstance(frame, str):
-        data = frame.encode()
-        text = 1
-    else:
-        data = frame
-        text = 0
-    size = len(data)
-    if size < 126:
-        wire = _SHORT_HEADERS[text][size] + data
-    elif size < 65536:
-        wire = _pack_header16(0x81 if text else 0x82, 126, size) + data
-    else:
-        wire = _pack_header64(0x81 if text else 0x82, 127, size) + data
-    _last_framed = (frame, wire)
-    return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,14 +97,11 @@ class _Session(WSListener):
     __slots__ = (
         "_arguments",
         "_backlog",
-        "_batch",
-        "_batched",
         "_close_timer",
         "_connection",
         "_discarding",
         "_drain",
         "_feed",
-        "_first_in_turn",
         "_fragment_kind",
         "_fragment_size",
         "_fragments",
@@ -178,9 +137,6 @@ class _Session(WSListener):
         self._task: asyncio.Task[None] | None = None
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
-        self._batch: list[bytes] = []  # frames written in this loop turn, not yet on the socket
-        self._batched = 0
-        self._first_in_turn = True  # the next frame goes to the socket at once
         # Reading: frames go to the backlog instead of the engine while _holding.
         self._holding = False
         self._discarding = False  # after a protocol error: nothing more is fed
@@ -258,7 +214,6 @@ class _Session(WSListener):
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.disconnected = True
-        self._batch.clear()
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
@@ -283,50 +238,14 @@ class _Session(WSListener):
     # -- the engine's transport -------------------------------------------------------
 
     def write(self, frame: Frame) -> asyncio.Future[None] | None:
-        """Write a frame; a future while the socket's buffer is over its high-water mark.
-
-        A frame goes to the socket at once when the handler has nothing more to
-        read (it will wait next, as a request-reply handler does). Otherwise it
-        is held and the frames of the burst are written together when the
-        handler waits again or the loop turn ends: one system call, not one per frame.
-        """
-        first = self._first_in_turn
-        self._first_in_turn = False
-        if first and not (self._inbox is not None and len(self._inbox)):
-            if type(frame) is str:
-                self._send(_TEXT, frame)
-            else:
-                self._send(_BINARY, frame)
+        """Write a frame through picows; a future while the socket's buffer is over its mark."""
+        if type(frame) is str:
+            self._send(_TEXT, frame)
         else:
-            last = _last_framed
-            wire = last[1] if frame is last[0] else _wire(frame)
-            batch = self._batch
-            if not batch:
-                self._server._to_flush(self)
-            batch.append(wire)
-            self._batched += len(wire)
-            if self._batched > _BATCH_BYTES:
-                self.flush()
+            self._send(_BINARY, frame)
         if self._write_paused:
             return self._drained()
         return None
-
-    def flush(self) -> None:
-        """Write the frames held in this loop turn to the socket, in one call."""
-        batch = self._batch
-        if not batch:
-            return
-        data = batch[0] if len(batch) == 1 else b"".join(batch)
-        batch.clear()
-        self._batched = 0
-        if not self._ws.is_close_frame_sent and not self.disconnected:
-            self._socket.write(data)
-
-    def end_turn(self) -> None:
-        """Flush; the next frame is the first of a new burst."""
-        if self._batch:
-            self.flush()
-        self._first_in_turn = True
 
     def _drained(self) -> asyncio.Future[None]:
         drain = self._drain
@@ -336,7 +255,6 @@ class _Session(WSListener):
 
     def close(self, code: int) -> asyncio.Future[None] | None:
         """Send a close frame; the socket closes on the client's reply, or after a timeout."""
-        self.flush()
         ws = self._ws
         if not self.disconnected:
             if not ws.is_close_frame_sent:
@@ -447,10 +365,7 @@ class _Session(WSListener):
                 self._socket.resume_reading()
 
     def wait(self, waiter: Any) -> asyncio.Future[None]:
-        """The puller's wait: the handler waits for the client, so what it sent goes out now."""
-        if self._batch:
-            self.flush()
-        self._first_in_turn = True
+        """The puller's wait: frames are pushed to the handler, so it waits on its own future."""
         return waiter.future  # type: ignore[no-any-return]
 
     # -- fragmented messages, bad input, the client's close ------------------------------
@@ -525,7 +440,6 @@ class _Session(WSListener):
 
     def _peer_closing(self, frame: WSFrame) -> None:
         """The client's close frame: answer it, close the socket, end after the backlog."""
-        self.flush()
         code = int(frame.get_close_code().value) or CloseCode.NO_STATUS_RCVD
         self._peer_code = code
         ws = self._ws
@@ -623,7 +537,6 @@ class PicowsServer:
         self._idle: asyncio.Future[None] | None = None
         self._shutdown: asyncio.Task[None] | None = None
         self._port = 0
-        self._unflushed: list[_Session] = []
 
     @property
     def sockets(self) -> tuple[Any, ...]:
@@ -692,18 +605,6 @@ class PicowsServer:
         finally:
             self._idle = None
         return True
-
-    def _to_flush(self, session: _Session) -> None:
-        """Flush ``session`` at the end of this loop turn (one callback for every session)."""
-        unflushed = self._unflushed
-        if not unflushed:
-            self._loop.call_soon(self._flush)
-        unflushed.append(session)
-
-    def _flush(self) -> None:
-        unflushed, self._unflushed = self._unflushed, []
-        for session in unflushed:
-            session.end_turn()
 
     def _session_over(self, session: _Session) -> None:
         if session.over:
