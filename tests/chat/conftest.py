@@ -6,10 +6,6 @@ Locally, a missing Chromium or redis-server skips the tests that need it; under 
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +13,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import sync_playwright
 
+from ..redis_server import RedisServer
 from .room_page import CHROMIUM_ARGS, chromium_executable
-from .servers import ROOT, STARTUP_TIMEOUT, ChatServer, free_port, missing
+from .servers import ROOT, ChatServer, free_port, missing
 
 ARTIFACTS = ROOT / "test-artifacts"
 UI_TIMEOUT = 15_000  # milliseconds, for Playwright's expectations
@@ -53,44 +50,9 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh redis-server on a free port, for one test module."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        missing("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    directory = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [
-            executable,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=directory,
-    )
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1.0) as connection:
-                    connection.sendall(b"PING\r\n")
-                    if connection.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.kill()
 
 
 @pytest.fixture(scope="module")
