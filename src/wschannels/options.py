@@ -32,6 +32,15 @@ _LOGGING_LEVELS = {
 }
 
 
+class _FromPongWait(float):
+    """The default ``ping_period``: ``pong_wait`` × 8/10, as in the seed (48.0 by default)."""
+
+    __slots__ = ()
+
+
+_PING_FROM_PONG_WAIT = _FromPongWait(48.0)
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
     """How a binding runs its connections. Bad values fail here, naming the field.
@@ -48,6 +57,8 @@ class Options:
             (``None``: never time out).
         pong_wait: seconds of silence from the peer before it is considered gone.
         ping_period: seconds between pings; must be shorter than ``pong_wait``.
+            When not given it is ``pong_wait`` × 8/10, so setting ``pong_wait``
+            alone keeps the two consistent.
         max_message_size: largest message read, in bytes; a bigger one closes
             the connection with 1009.
         send_channel_buffer: items the sender holds before ``send`` waits.
@@ -65,7 +76,7 @@ class Options:
     skip_logging: bool = False
     write_wait: float | None = 60.0
     pong_wait: float | None = 60.0
-    ping_period: float | None = 48.0
+    ping_period: float | None = _PING_FROM_PONG_WAIT
     max_message_size: int = 65536
     send_channel_buffer: int = 10
     recv_channel_buffer: int = 10
@@ -82,6 +93,9 @@ class Options:
             raise ValueError(
                 f"Options.log_level must be a LogLevel (0-3), got {self.log_level!r}"
             ) from None
+        if type(self.ping_period) is _FromPongWait:
+            derived = 48.0 if self.pong_wait is None else self.pong_wait * 0.8
+            object.__setattr__(self, "ping_period", derived)
         for name in ("write_wait", "pong_wait", "ping_period"):
             _check_seconds(name, getattr(self, name))
         if (

@@ -252,3 +252,10 @@ async def test_the_whole_stack_closes_with_1009_on_a_message_over_max_message_si
         await asyncio.wait_for(ended.wait(), WAIT)
 
     assert code == CloseCode.MESSAGE_TOO_BIG
+
+
+def test_ping_period_follows_pong_wait_when_not_given() -> None:
+    assert Options().ping_period == 48.0
+    assert Options(pong_wait=10.0).ping_period == 8.0
+    assert Options(pong_wait=10.0, ping_period=2.0).ping_period == 2.0
+    assert type(Options().ping_period) is float
