@@ -211,14 +211,14 @@ class Channel(_Selectable, Generic[T]):
             raise ValueError(f"capacity must be an int >= 0, got {capacity!r}")
         self._capacity = capacity
         self._buffer: deque[T] = deque()
-        self._recv_waiters: deque[_Op] = deque()
-        self._send_waiters: deque[_Op] = deque()
+        self._recv_waiters: list[_Op] = []
+        self._send_waiters: list[_Op] = []
         # Receivers handed an item (or the end) whose tasks have not resumed yet,
         # in the order they were handed. Until its task resumes, what a receiver
         # was handed is not final: a cancelled receiver's item goes back ahead of
         # theirs, and a receive that completes at once takes the oldest of them.
         # Items are thus received in order even when a receive is cancelled.
-        self._handed: deque[_Op] = deque()
+        self._handed: list[_Op] = []
         self._closed = False
 
     # -- public API -------------------------------------------------------------
@@ -307,12 +307,12 @@ class Channel(_Selectable, Generic[T]):
         if self._closed:
             return
         self._closed = True
-        recv_waiters, self._recv_waiters = self._recv_waiters, deque()
+        recv_waiters, self._recv_waiters = self._recv_waiters, []
         handed = self._handed
         for op in recv_waiters:
             if op.waiter.fire(op.index, None, False):
                 handed.append(op)
-        send_waiters, self._send_waiters = self._send_waiters, deque()
+        send_waiters, self._send_waiters = self._send_waiters, []
         for op in send_waiters:
             op.waiter.fail(op.index, ChannelClosed("send on a closed channel"))
 
@@ -341,14 +341,14 @@ class Channel(_Selectable, Generic[T]):
             if len(buffer) < self._capacity:
                 send_waiters = self._send_waiters
                 while send_waiters:
-                    op = send_waiters.popleft()
+                    op = send_waiters.pop(0)
                     if op.waiter.fire(op.index, None, True):
                         buffer.append(op.value)
                         break
         else:
             send_waiters = self._send_waiters
             while send_waiters:  # unbuffered: take the item straight from a blocked sender
-                op = send_waiters.popleft()
+                op = send_waiters.pop(0)
                 if op.waiter.fire(op.index, None, True):
                     value = op.value
                     ok = True
@@ -360,7 +360,7 @@ class Channel(_Selectable, Generic[T]):
                 ok = False
         handed = self._handed
         while handed and handed[0].waiter.resumed:
-            handed.popleft()
+            handed.pop(0)
         if handed:
             # Receivers handed earlier items have not resumed: this receive completes
             # first, so it takes the oldest item, and each of them the next one.
@@ -379,11 +379,11 @@ class Channel(_Selectable, Generic[T]):
             raise ChannelClosed("send on a closed channel")
         recv_waiters = self._recv_waiters
         while recv_waiters:  # a waiting receiver implies an empty buffer
-            op = recv_waiters.popleft()
+            op = recv_waiters.pop(0)
             if op.waiter.fire(op.index, value, True):
                 handed = self._handed
                 while handed and handed[0].waiter.resumed:
-                    handed.popleft()
+                    handed.pop(0)
                 handed.append(op)
                 return True
         if len(self._buffer) < self._capacity:
@@ -433,7 +433,7 @@ class Channel(_Selectable, Generic[T]):
             return
         recv_waiters = self._recv_waiters
         while recv_waiters:
-            op = recv_waiters.popleft()
+            op = recv_waiters.pop(0)
             if op.waiter.fire(op.index, value, True):
                 self._handed.append(op)
                 return

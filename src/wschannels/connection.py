@@ -154,7 +154,7 @@ class _ReceiverChannel(Channel[Any]):
             value = buffer.popleft()
             send_waiters = self._send_waiters
             while send_waiters:  # the transport's blocked delivery takes the freed slot
-                op = send_waiters.popleft()
+                op = send_waiters.pop(0)
                 if op.waiter.fire(op.index, None, True):
                     buffer.append(op.value)
                     break
@@ -174,7 +174,7 @@ class _ReceiverChannel(Channel[Any]):
         self._closed = True
         # Waiting receivers keep waiting: done fires them. The transport's
         # blocked delivery (if any) ends.
-        send_waiters, self._send_waiters = self._send_waiters, deque()
+        send_waiters, self._send_waiters = self._send_waiters, []
         for op in send_waiters:
             op.waiter.fail(op.index, ChannelClosed("the connection is over"))
 
@@ -248,7 +248,7 @@ class Connection:
         self._queued_from_sender = 0
         self._pending: asyncio.Future[None] | None = None
         self._write_timer: asyncio.TimerHandle | None = None
-        self._room_waiters: deque[_Op] = deque()
+        self._room_waiters: list[_Op] = []
         self._drained: asyncio.Future[None] | None = None
         self._written_some: asyncio.Future[None] | None = None
         self._close_code: int | None = None
@@ -518,7 +518,7 @@ class Connection:
         """Move one blocked sender's frame into the queue; False if none was waiting."""
         waiters = self._room_waiters
         while waiters:
-            op = waiters.popleft()
+            op = waiters.pop(0)
             if op.waiter.fire(op.index, None, True):
                 self._queue.append((op.value, -1))
                 self._queued_from_sender += 1
@@ -624,7 +624,7 @@ class Connection:
         self._queue.clear()
         self.delivered_bytes_queued = 0
         self._queued_from_sender = 0
-        waiters, self._room_waiters = self._room_waiters, deque()
+        waiters, self._room_waiters = self._room_waiters, []
         for op in waiters:
             op.waiter.fail(op.index, ChannelClosed("the connection is closed"))
         if self._drained is not None and not self._drained.done():

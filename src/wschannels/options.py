@@ -33,7 +33,7 @@ _LOGGING_LEVELS = {
 
 
 class _FromPongWait(float):
-    """The default ``ping_period``: ``pong_wait`` × 8/10, as in the seed (48.0 by default)."""
+    """The default ``ping_period``: ``pong_wait`` * 8 / 10, as in the seed (48.0 by default)."""
 
     __slots__ = ()
 
@@ -57,7 +57,7 @@ class Options:
             (``None``: never time out).
         pong_wait: seconds of silence from the peer before it is considered gone.
         ping_period: seconds between pings; must be shorter than ``pong_wait``.
-            When not given it is ``pong_wait`` × 8/10, so setting ``pong_wait``
+            When not given it is ``pong_wait`` * 8 / 10, so setting ``pong_wait``
             alone keeps the two consistent.
         max_message_size: largest message read, in bytes; a bigger one closes
             the connection with 1009.

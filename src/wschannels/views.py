@@ -8,7 +8,6 @@ object that was passed, so ``if chosen is receiver:`` works.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -173,7 +172,7 @@ class Done(_Selectable):
 
     def __init__(self) -> None:
         self._is_set = False
-        self._waiters: deque[_Op] = deque()
+        self._waiters: list[_Op] = []
         self._puller: Any = None
 
     def __repr__(self) -> str:
@@ -195,7 +194,7 @@ class Done(_Selectable):
         if self._is_set:
             return
         self._is_set = True
-        waiters, self._waiters = self._waiters, deque()
+        waiters, self._waiters = self._waiters, []
         for op in waiters:
             op.waiter.fire(op.index, True, True)
 
