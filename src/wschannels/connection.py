@@ -168,6 +168,13 @@ class _ReceiverChannel(Channel[Any]):
             return False, None, False
         return super()._poll_recv()
 
+    def _register_recv(self, op: _Op) -> None:
+        super()._register_recv(op)
+        # A waiting receiver is room too (all the room an unbuffered receiver has).
+        puller = self._puller
+        if puller is not None and puller._parked:
+            puller.schedule_unpark()
+
     def close(self) -> None:
         if self._closed:
             return

@@ -1,8 +1,13 @@
-"""The connection lifecycle, end to end: endings, close codes, nothing lost, teardown."""
+"""The connection lifecycle, end to end: endings, close codes, nothing lost, teardown.
+
+Every test runs on both transports: a Starlette route under uvicorn, and picows.
+"""
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import msgspec
@@ -24,14 +29,34 @@ from wschannels import (
     Sender,
     select,
 )
+from wschannels.transports.picows import serve_picows
 
 
 class Message(msgspec.Struct):
     text: str
 
 
-def app_for(handler: Any) -> Starlette:
-    return Starlette(routes=[WebSocketRoute("/", handler)])
+Serving = Callable[..., AbstractAsyncContextManager[Server]]
+
+
+@contextlib.asynccontextmanager
+async def on_uvicorn(handler: Any, **uvicorn_settings: Any) -> AsyncIterator[Server]:
+    async with serve(
+        Starlette(routes=[WebSocketRoute("/", handler)]), **uvicorn_settings
+    ) as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def on_picows(handler: Any, **uvicorn_settings: Any) -> AsyncIterator[Server]:
+    async with await serve_picows({"/": handler}, "127.0.0.1", 0) as server:
+        yield Server(server.port)
+
+
+@pytest.fixture(params=[on_uvicorn, on_picows], ids=["uvicorn", "picows"])
+def serving(request: pytest.FixtureRequest) -> Serving:
+    """``async with serving(handler) as server:`` serves ``handler`` at ``/``."""
+    return request.param  # type: ignore[no-any-return]
 
 
 def client(server: Server, **kwargs: Any) -> Any:
@@ -47,7 +72,9 @@ async def close_code_of(ws: Any) -> int | None:
     return ws.close_code  # type: ignore[no-any-return]
 
 
-async def test_every_message_sent_before_the_close_reaches_the_handler_before_done() -> None:
+async def test_every_message_sent_before_the_close_reaches_the_handler_before_done(
+    serving: Serving,
+) -> None:
     received: list[str] = []
     finished = asyncio.Event()
 
@@ -60,7 +87,7 @@ async def test_every_message_sent_before_the_close_reaches_the_handler_before_do
                 return
             received.append(value)
 
-    async with serve(app_for(collect)) as server:
+    async with serving(collect) as server:
         async with client(server) as ws:
             for index in range(1000):
                 await ws.send(f"m{index}")
@@ -69,14 +96,16 @@ async def test_every_message_sent_before_the_close_reaches_the_handler_before_do
     assert received == [f"m{index}" for index in range(1000)]
 
 
-async def test_items_sent_before_disconnect_reach_the_client_before_the_close_frame() -> None:
+async def test_items_sent_before_disconnect_reach_the_client_before_the_close_frame(
+    serving: Serving,
+) -> None:
     @wschannels.messages()
     async def burst(sender: Sender[str], disconnect: Disconnect) -> None:
         for index in range(100):
             await sender.send(f"m{index}")
         await disconnect.send(CloseCode.GOING_AWAY)
 
-    async with serve(app_for(burst)) as server, client(server) as ws:
+    async with serving(burst) as server, client(server) as ws:
         got = []
         with contextlib.suppress(ConnectionClosed):
             async with asyncio.timeout(10):
@@ -86,34 +115,36 @@ async def test_items_sent_before_disconnect_reach_the_client_before_the_close_fr
         assert ws.close_code == CloseCode.GOING_AWAY
 
 
-async def test_a_disconnect_code_is_what_the_client_sees_when_the_handler_returns_at_once() -> None:
+async def test_a_disconnect_code_is_what_the_client_sees_when_the_handler_returns_at_once(
+    serving: Serving,
+) -> None:
     @wschannels.messages()
     async def leave(disconnect: Disconnect) -> None:
         await disconnect.send(4001)
 
-    async with serve(app_for(leave)) as server, client(server) as ws:
+    async with serving(leave) as server, client(server) as ws:
         assert await close_code_of(ws) == 4001
 
 
-async def test_a_handler_that_returns_closes_with_1000() -> None:
+async def test_a_handler_that_returns_closes_with_1000(serving: Serving) -> None:
     @wschannels.messages()
     async def quick(sender: Sender[str]) -> None:
         await sender.send("bye")
 
-    async with serve(app_for(quick)) as server, client(server) as ws:
+    async with serving(quick) as server, client(server) as ws:
         assert await ws.recv() == "bye"
         assert await close_code_of(ws) == CloseCode.NORMAL_CLOSURE
 
 
 async def test_a_handler_that_raises_closes_with_1011_and_logs_the_traceback(
-    caplog: pytest.LogCaptureFixture,
+    serving: Serving, caplog: pytest.LogCaptureFixture
 ) -> None:
     @wschannels.messages()
     async def broken(sender: Sender[str]) -> None:
         raise RuntimeError("boom")
 
     caplog.set_level(logging.ERROR, logger="wschannels")
-    async with serve(app_for(broken)) as server, client(server) as ws:
+    async with serving(broken) as server, client(server) as ws:
         assert await close_code_of(ws) == CloseCode.INTERNAL_SERVER_ERR
     failures = [record for record in caplog.records if "handler failed" in record.getMessage()]
     assert failures and failures[0].exc_info is not None
@@ -121,7 +152,9 @@ async def test_a_handler_that_raises_closes_with_1011_and_logs_the_traceback(
 
 
 @pytest.mark.parametrize("code", [1004, 1005, 1006, 1015, 999, 2000, 5000])
-async def test_a_close_code_that_may_not_go_on_the_wire_raises_at_the_call(code: int) -> None:
+async def test_a_close_code_that_may_not_go_on_the_wire_raises_at_the_call(
+    serving: Serving, code: int
+) -> None:
     outcome: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
 
     @wschannels.messages()
@@ -133,24 +166,26 @@ async def test_a_close_code_that_may_not_go_on_the_wire_raises_at_the_call(code:
         else:
             outcome.set_result(None)
 
-    async with serve(app_for(bad_code)) as server, client(server) as ws:
+    async with serving(bad_code) as server, client(server) as ws:
         error = await asyncio.wait_for(outcome, 10)
         assert isinstance(error, ValueError) and str(code) in str(error)
         assert await close_code_of(ws) == CloseCode.NORMAL_CLOSURE
 
 
-async def test_the_first_close_code_wins() -> None:
+async def test_the_first_close_code_wins(serving: Serving) -> None:
     @wschannels.messages()
     async def twice(disconnect: Disconnect) -> None:
         await disconnect.send(CloseCode.TRY_AGAIN_LATER)
         await disconnect.send(CloseCode.GOING_AWAY)
         raise RuntimeError("ignored: the connection is already closing")
 
-    async with serve(app_for(twice)) as server, client(server) as ws:
+    async with serving(twice) as server, client(server) as ws:
         assert await close_code_of(ws) == CloseCode.TRY_AGAIN_LATER
 
 
-async def test_a_handler_without_a_receiver_sees_done_however_much_the_client_sent() -> None:
+async def test_a_handler_without_a_receiver_sees_done_however_much_the_client_sent(
+    serving: Serving,
+) -> None:
     finished = asyncio.Event()
 
     @wschannels.messages(Options(recv_channel_buffer=1))
@@ -158,7 +193,7 @@ async def test_a_handler_without_a_receiver_sees_done_however_much_the_client_se
         await done.recv()
         finished.set()
 
-    async with serve(app_for(deaf)) as server:
+    async with serving(deaf) as server:
         async with client(server) as ws:
             for index in range(3000):
                 await ws.send(f"{index:032d}")
@@ -166,7 +201,7 @@ async def test_a_handler_without_a_receiver_sees_done_however_much_the_client_se
             await finished.wait()
 
 
-async def test_an_invalid_message_is_reported_and_the_next_one_flows() -> None:
+async def test_an_invalid_message_is_reported_and_the_next_one_flows(serving: Serving) -> None:
     seen: list[Any] = []
 
     @wschannels.json(Message)
@@ -181,7 +216,7 @@ async def test_an_invalid_message_is_reported_and_the_next_one_flows() -> None:
             if chosen is receiver:
                 await sender.send(value)
 
-    async with serve(app_for(echo)) as server, client(server) as ws:
+    async with serving(echo) as server, client(server) as ws:
         await ws.send("{not json")
         await ws.send('{"text": 5}')
         await ws.send('{"text": "fine"}')
@@ -191,7 +226,7 @@ async def test_an_invalid_message_is_reported_and_the_next_one_flows() -> None:
     assert all(error.reason for error in invalid)
 
 
-async def test_errors_the_handler_does_not_read_are_dropped_oldest_first() -> None:
+async def test_errors_the_handler_does_not_read_are_dropped_oldest_first(serving: Serving) -> None:
     drained: asyncio.Future[list[Exception]] = asyncio.get_running_loop().create_future()
 
     @wschannels.json(Message, Options(errors_channel_buffer=4))
@@ -202,7 +237,7 @@ async def test_errors_the_handler_does_not_read_are_dropped_oldest_first() -> No
             found.append(errors.recv_nowait())
         drained.set_result(found)
 
-    async with serve(app_for(late_reader)) as server, client(server) as ws:
+    async with serving(late_reader) as server, client(server) as ws:
         for index in range(10):
             await ws.send(f"bad {index}")
         await ws.send('{"text": "good"}')
@@ -210,7 +245,9 @@ async def test_errors_the_handler_does_not_read_are_dropped_oldest_first() -> No
     assert [error.payload for error in found] == [f"bad {index}" for index in range(6, 10)]
 
 
-async def test_a_message_over_max_message_size_closes_with_1009_and_is_reported() -> None:
+async def test_a_message_over_max_message_size_closes_with_1009_and_is_reported(
+    serving: Serving,
+) -> None:
     reported: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
 
     @wschannels.messages(Options(max_message_size=100))
@@ -221,13 +258,15 @@ async def test_a_message_over_max_message_size_closes_with_1009_and_is_reported(
         await done.recv()
 
     # The server's own frame limit is raised so that the engine's check is the one tested.
-    async with serve(app_for(small), ws_max_size=1 << 20) as server, client(server) as ws:
+    async with serving(small, ws_max_size=1 << 20) as server, client(server) as ws:
         await ws.send("x" * 200)
         assert await close_code_of(ws) == CloseCode.MESSAGE_TOO_BIG
         assert isinstance(await asyncio.wait_for(reported, 10), wschannels.MessageTooBig)
 
 
-async def test_a_write_that_outlasts_write_wait_ends_the_connection_and_is_reported() -> None:
+async def test_a_write_that_outlasts_write_wait_ends_the_connection_and_is_reported(
+    serving: Serving,
+) -> None:
     outcome: asyncio.Future[list[Exception]] = asyncio.get_running_loop().create_future()
 
     @wschannels.bytes_messages(Options(write_wait=0.5, send_channel_buffer=2))
@@ -242,14 +281,14 @@ async def test_a_write_that_outlasts_write_wait_ends_the_connection_and_is_repor
 
     # A client that never reads: its small receive queue fills, then TCP holds the server.
     async with (
-        serve(app_for(flood)) as server,
+        serving(flood) as server,
         client(server, max_queue=1, max_size=None, close_timeout=0.5),
     ):
         found = await asyncio.wait_for(outcome, 20)
     assert any(isinstance(error, wschannels.WriteTimeout) for error in found)
 
 
-async def test_no_task_is_left_running_after_connections_end() -> None:
+async def test_no_task_is_left_running_after_connections_end(serving: Serving) -> None:
     @wschannels.json(Message)
     async def echo(receiver: Receiver[Message], sender: Sender[Message], done: Done) -> None:
         while True:
@@ -258,7 +297,7 @@ async def test_no_task_is_left_running_after_connections_end() -> None:
                 return
             await sender.send(value)
 
-    async with serve(app_for(echo)) as server:
+    async with serving(echo) as server:
         await asyncio.sleep(0.1)
         before = asyncio.all_tasks()
         for _ in range(5):
@@ -271,7 +310,9 @@ async def test_no_task_is_left_running_after_connections_end() -> None:
         assert asyncio.all_tasks() - before == set()
 
 
-async def test_a_handler_that_keeps_running_after_done_cannot_send_any_more() -> None:
+async def test_a_handler_that_keeps_running_after_done_cannot_send_any_more(
+    serving: Serving,
+) -> None:
     outcome: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
 
     @wschannels.messages()
@@ -284,19 +325,21 @@ async def test_a_handler_that_keeps_running_after_done_cannot_send_any_more() ->
         else:
             outcome.set_result(None)
 
-    async with serve(app_for(stubborn)) as server:
+    async with serving(stubborn) as server:
         async with client(server):
             pass
         assert isinstance(await asyncio.wait_for(outcome, 10), wschannels.ChannelClosed)
 
 
-async def test_an_unbuffered_sender_and_receiver_still_carry_every_message() -> None:
+async def test_an_unbuffered_sender_and_receiver_still_carry_every_message(
+    serving: Serving,
+) -> None:
     @wschannels.messages(Options(send_channel_buffer=0, recv_channel_buffer=0))
     async def echo(receiver: Receiver[str], sender: Sender[str], done: Done) -> None:
         async for message in receiver:
             await sender.send(message)
 
-    async with serve(app_for(echo)) as server, client(server) as ws:
+    async with serving(echo) as server, client(server) as ws:
         for index in range(50):
             await ws.send(str(index))
         replies = [await asyncio.wait_for(ws.recv(), 10) for _ in range(50)]

@@ -1,4 +1,7 @@
-"""The picows transport, end to end: a real picows server, real websockets clients."""
+"""The picows transport, end to end: a real picows server, real websockets clients.
+
+The lifecycle guarantees shared with uvicorn run on both in tests/core/test_lifecycle.py.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ from websockets.typing import Origin
 import wschannels
 from wschannels import (
     CloseCode,
-    Disconnect,
     Done,
     Errors,
     Options,
@@ -208,74 +210,6 @@ async def test_an_origin_pattern_from_the_options_is_applied() -> None:
         with pytest.raises(InvalidStatus):
             async with client(server):
                 pass
-
-
-async def test_a_disconnect_code_is_what_the_client_sees() -> None:
-    @wschannels.messages()
-    async def leave(disconnect: Disconnect) -> None:
-        await disconnect.send(4001)
-
-    async with serving({"/": leave}) as server, client(server) as ws:
-        assert await close_code_of(ws) == 4001
-
-
-async def test_a_handler_that_returns_closes_with_1000_and_one_that_raises_with_1011() -> None:
-    @wschannels.messages()
-    async def quick(sender: Sender[str]) -> None:
-        await sender.send("bye")
-
-    @wschannels.messages(Options(skip_logging=True))
-    async def broken(sender: Sender[str]) -> None:
-        raise RuntimeError("boom")
-
-    async with serving({"/quick": quick, "/broken": broken}) as server:
-        async with client(server, "/quick") as ws:
-            assert await ws.recv() == "bye"
-            assert await close_code_of(ws) == CloseCode.NORMAL_CLOSURE
-        async with client(server, "/broken") as ws:
-            assert await close_code_of(ws) == CloseCode.INTERNAL_SERVER_ERR
-
-
-async def test_every_message_sent_before_the_close_reaches_the_handler_before_done() -> None:
-    received: list[str] = []
-    finished = asyncio.Event()
-
-    # A small receiver and a slow handler: reading pauses and resumes many times.
-    @wschannels.messages(Options(recv_channel_buffer=2))
-    async def collect(receiver: Receiver[str], done: Done) -> None:
-        while True:
-            chosen, value, _ = await select(receiver, done)
-            if chosen is done:
-                finished.set()
-                return
-            received.append(value)
-            if len(received) % 100 == 0:
-                await asyncio.sleep(0.01)
-
-    async with serving({"/": collect}) as server:
-        async with client(server) as ws:
-            for index in range(1000):
-                await ws.send(f"m{index}")
-        async with asyncio.timeout(10):
-            await finished.wait()
-    assert received == [f"m{index}" for index in range(1000)]
-
-
-async def test_items_sent_before_disconnect_reach_the_client_before_the_close_frame() -> None:
-    @wschannels.messages()
-    async def burst(sender: Sender[str], disconnect: Disconnect) -> None:
-        for index in range(100):
-            await sender.send(f"m{index}")
-        await disconnect.send(CloseCode.GOING_AWAY)
-
-    async with serving({"/": burst}) as server, client(server) as ws:
-        got = []
-        with contextlib.suppress(ConnectionClosed):
-            async with asyncio.timeout(10):
-                while True:
-                    got.append(await ws.recv())
-        assert got == [f"m{index}" for index in range(100)]
-        assert ws.close_code == CloseCode.GOING_AWAY
 
 
 def too_big_route(seen: list[Exception], finished: asyncio.Event) -> Any:
