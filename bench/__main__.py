@@ -131,7 +131,7 @@ def notes(plan: suite.Plan) -> list[str]:
     covered = {"asgi", "picows"}
     missing = [t for t in transports if t not in covered]
     out.append(
-        "wschannels transports found in src/wschannels/transports/: "
+        "wschannels server adapters found in src/wschannels/servers/: "
         + (", ".join(transports) or "none")
         + (f"; without a benchmark server yet: {', '.join(missing)}" if missing else "")
     )

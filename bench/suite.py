@@ -141,9 +141,14 @@ def echo_servers() -> list[EchoServer]:
 
 
 def wschannels_transports() -> list[str]:
-    """Transport modules in src/wschannels/transports/ (asgi is the one under uvicorn)."""
-    folder = REPO / "src" / "wschannels" / "transports"
-    return sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if not m.name.startswith("_"))
+    """Server adapters in src/wschannels/servers/ (asgi is the one under uvicorn)."""
+    folder = REPO / "src" / "wschannels" / "servers"
+    helpers = {"memory", "routing", "uvicorn"}  # not servers of their own
+    return sorted(
+        m.name
+        for m in pkgutil.iter_modules([str(folder)])
+        if not m.name.startswith("_") and m.name not in helpers
+    )
 
 
 @dataclass(frozen=True)

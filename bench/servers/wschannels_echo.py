@@ -55,7 +55,7 @@ if __name__ == "__main__":
     parser.add_argument("--form", choices=["route", "asgi", "picows"], default="route")
     args = parser.parse_args()
     if args.form == "picows":
-        from wschannels.transports.picows import run_picows
+        from wschannels.servers.picows import run_picows
 
         raise_open_files_limit()
         run_picows({"/": echo_text, "/json": echo_json}, "127.0.0.1", args.port, backlog=4096)

@@ -44,7 +44,7 @@ def make_app(hub_url: str | None) -> Any:
 
 
 async def serve_on_picows(hub_url: str | None, port: int) -> None:
-    from wschannels.transports.picows import serve_picows
+    from wschannels.servers.picows import serve_picows
 
     async with wschannels.Hub(hub_url) as hub:
         server = await serve_picows(make_handlers(hub), "127.0.0.1", port, backlog=4096)

@@ -18,31 +18,40 @@ from .channels import (
     Channel,
     ChannelClosed,
     ChannelStatistics,
+    DeferredSend,
     SelectResult,
     Send,
     Ticker,
-    WouldBlock,
     after,
     select,
     ticker,
     try_select,
 )
 from .close_codes import CloseCode
-from .codecs import InvalidMessage
-from .connection import MessageTooBig, ReceiverStalled, WriteFailed, WriteTimeout
+from .engine import ConnectionStatistics, State
+from .errors import (
+    InvalidMessage,
+    KeepaliveTimeout,
+    MessageTooBig,
+    ReceiverStalled,
+    WouldBlock,
+    WriteFailed,
+    WriteTimeout,
+    WschannelsError,
+)
 from .hub import BackendUnavailable, Hub, HubStatistics, SlowConsumer, SlowConsumerPolicy
-from .integrations.asgi import asgi
-from .integrations.uvicorn import run, uvicorn_config
 from .options import LogLevel, Options
+from .servers.asgi import asgi
+from .servers.uvicorn import run, uvicorn_config
 from .views import Disconnect, Done, Errors, Receiver, Sender
 
 _PICOWS_NAMES = frozenset({"PicowsServer", "run_picows", "serve_picows"})
 
 
 def __getattr__(name: str) -> object:
-    """The picows transport, imported on first use: picows is an optional extra."""
+    """The picows adapter, imported on first use: picows is an optional extra."""
     if name in _PICOWS_NAMES:
-        from .transports import picows
+        from .servers import picows
 
         return getattr(picows, name)
     raise AttributeError(f"module 'wschannels' has no attribute {name!r}")
@@ -54,12 +63,15 @@ __all__ = [
     "ChannelClosed",
     "ChannelStatistics",
     "CloseCode",
+    "ConnectionStatistics",
+    "DeferredSend",
     "Disconnect",
     "Done",
     "Errors",
     "Hub",
     "HubStatistics",
     "InvalidMessage",
+    "KeepaliveTimeout",
     "LogLevel",
     "MessageTooBig",
     "Options",
@@ -71,10 +83,12 @@ __all__ = [
     "Sender",
     "SlowConsumer",
     "SlowConsumerPolicy",
+    "State",
     "Ticker",
     "WouldBlock",
     "WriteFailed",
     "WriteTimeout",
+    "WschannelsError",
     "after",
     "asgi",
     "bytes_messages",

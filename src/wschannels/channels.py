@@ -16,6 +16,10 @@ channel, so nothing is lost and the order holds. A send that already completed w
 cancellation arrives stays completed: ``select`` returns its result and the
 cancellation is delivered when the task next waits, unless it was withdrawn by
 then (as ``asyncio.timeout`` withdraws its own when its block ends).
+
+The select protocol (:class:`Selectable`, :class:`Operation`, :class:`Waiter`
+and :func:`wait_for`) is shared with :mod:`wschannels.views`, whose views are
+select cases too; it is not part of the public API.
 """
 
 from __future__ import annotations
@@ -24,14 +28,17 @@ import asyncio
 import itertools
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, TypeVar
+
+from .errors import ChannelClosed, WouldBlock
 
 __all__ = [
     "Channel",
     "ChannelClosed",
     "ChannelStatistics",
+    "DeferredSend",
     "SelectResult",
     "Send",
     "Ticker",
@@ -54,14 +61,6 @@ _random = random.random
 # win two times in three.) Larger selects are rare and draw a fresh order.
 _CACHED_ORDERS = 5
 _ORDERS = [tuple(itertools.permutations(range(n))) for n in range(_CACHED_ORDERS + 1)]
-
-
-class ChannelClosed(Exception):
-    """Raised by a send on a closed channel, or a receive on a closed, drained one."""
-
-
-class WouldBlock(Exception):
-    """Raised by a ``*_nowait`` operation that cannot complete at once."""
 
 
 class SelectResult(NamedTuple):
@@ -87,10 +86,10 @@ class ChannelStatistics(NamedTuple):
     closed: bool
 
 
-class _Waiter:
+class Waiter:
     """One blocked ``select`` (or send/recv): fired at most once, by one case."""
 
-    __slots__ = ("error", "future", "index", "ok", "pulled", "resumed", "value")
+    __slots__ = ("error", "future", "index", "ok", "resumed", "value")
 
     def __init__(self, future: asyncio.Future[None]) -> None:
         self.future = future
@@ -99,9 +98,6 @@ class _Waiter:
         self.ok = False
         self.error: BaseException | None = None
         self.resumed = False  # its task took the result: value and ok are final
-        # While its task waits on a puller's read instead of ``future``: that read,
-        # which firing cancels to wake the task (see ``_Selectable._puller``).
-        self.pulled: asyncio.Future[Any] | None = None
 
     def fire(self, index: int, value: Any, ok: bool) -> bool:
         """Complete the waiter through case ``index``; False if it is already over."""
@@ -112,8 +108,6 @@ class _Waiter:
         self.value = value
         self.ok = ok
         future.set_result(None)
-        if self.pulled is not None:
-            self.pulled.cancel()
         return True
 
     def fail(self, index: int, error: BaseException) -> bool:
@@ -124,23 +118,21 @@ class _Waiter:
         self.index = index
         self.error = error
         future.set_result(None)
-        if self.pulled is not None:
-            self.pulled.cancel()
         return True
 
 
-class _Op:
+class Operation:
     """A waiter's registration on one channel: which case, and the item to send."""
 
     __slots__ = ("index", "value", "waiter")
 
-    def __init__(self, waiter: _Waiter, index: int, value: Any) -> None:
+    def __init__(self, waiter: Waiter, index: int, value: Any) -> None:
         self.waiter = waiter
         self.index = index
         self.value = value
 
 
-class _Selectable:
+class Selectable:
     """The operations ``select`` drives. Channels and the binding's views implement them.
 
     ``_poll_recv`` returns ``(ready, value, ok)``; ``_poll_send`` returns whether
@@ -151,12 +143,8 @@ class _Selectable:
 
     __slots__ = ()
 
-    # A source the waiting task may read from itself, instead of waiting for another
-    # task to feed this case: it saves a task switch per message (see transports.asgi).
-    _puller: Any = None
-
     @property
-    def _selectable(self) -> _Selectable:
+    def _selectable(self) -> Selectable:
         """The object ``select`` drives for this case (views answer with their channel)."""
         return self
 
@@ -170,16 +158,16 @@ class _Selectable:
     def _poll_send(self, value: Any) -> bool:
         raise TypeError(f"{type(self).__name__} is receive-only: it cannot be sent to")
 
-    def _register_recv(self, op: _Op) -> None:
+    def _register_recv(self, op: Operation) -> None:
         raise NotImplementedError
 
-    def _unregister_recv(self, op: _Op) -> None:
+    def _unregister_recv(self, op: Operation) -> None:
         raise NotImplementedError
 
-    def _register_send(self, op: _Op) -> None:
+    def _register_send(self, op: Operation) -> None:
         raise NotImplementedError
 
-    def _unregister_send(self, op: _Op) -> None:
+    def _unregister_send(self, op: Operation) -> None:
         raise NotImplementedError
 
     def _put_back(self, value: Any) -> None:
@@ -187,7 +175,7 @@ class _Selectable:
         raise NotImplementedError
 
 
-class Channel(_Selectable, Generic[T]):
+class Channel(Selectable, Generic[T]):
     """A channel of items of type ``T``, with Go's semantics.
 
     Args:
@@ -211,14 +199,14 @@ class Channel(_Selectable, Generic[T]):
             raise ValueError(f"capacity must be an int >= 0, got {capacity!r}")
         self._capacity = capacity
         self._buffer: deque[T] = deque()
-        self._recv_waiters: list[_Op] = []
-        self._send_waiters: list[_Op] = []
+        self._recv_waiters: list[Operation] = []
+        self._send_waiters: list[Operation] = []
         # Receivers handed an item (or the end) whose tasks have not resumed yet,
         # in the order they were handed. Until its task resumes, what a receiver
         # was handed is not final: a cancelled receiver's item goes back ahead of
         # theirs, and a receive that completes at once takes the oldest of them.
         # Items are thus received in order even when a receive is cancelled.
-        self._handed: list[_Op] = []
+        self._handed: list[Operation] = []
         self._closed = False
 
     # -- public API -------------------------------------------------------------
@@ -258,7 +246,7 @@ class Channel(_Selectable, Generic[T]):
         """
         if self._poll_send(item):
             return
-        await _wait((self,), (True,), (item,), None)
+        await wait_for((self,), (True,), (item,), None)
 
     def send_nowait(self, item: T) -> None:
         """Send ``item`` if that can be done at once.
@@ -278,7 +266,7 @@ class Channel(_Selectable, Generic[T]):
         """
         ready, value, ok = self._poll_recv()
         if not ready:
-            _, value, ok = await _wait((self,), (False,), (None,), None)
+            _, value, ok = await wait_for((self,), (False,), (None,), None)
         if not ok:
             raise ChannelClosed("receive from a closed channel")
         return value  # type: ignore[no-any-return]
@@ -323,7 +311,7 @@ class Channel(_Selectable, Generic[T]):
         while True:
             ready, value, ok = self._poll_recv()
             if not ready:
-                _, value, ok = await _wait((self,), (False,), (None,), None)
+                _, value, ok = await wait_for((self,), (False,), (None,), None)
             if not ok:
                 return
             yield value
@@ -391,29 +379,52 @@ class Channel(_Selectable, Generic[T]):
             return True
         return False
 
-    def _push_dropping_oldest(self, value: T) -> bool:
-        """Send without ever waiting; when full, drop the oldest item. True if one was dropped."""
-        if self._poll_send(value):
+    def send_dropping_oldest(self, item: T) -> bool:
+        """Send without ever waiting; when full, drop the oldest item. True if one was dropped.
+
+        For a lossy stream whose newest items matter most (the handler's
+        ``errors``). Unbuffered with no receiver waiting, ``item`` itself is dropped.
+
+        Raises:
+            ChannelClosed: the channel is closed.
+        """
+        if self._poll_send(item):
             return False
-        if not self._buffer:  # unbuffered with no receiver: the item itself is dropped
+        if not self._buffer:
             return True
         self._buffer.popleft()
-        self._buffer.append(value)
+        self._buffer.append(item)
         return True
 
-    def _register_recv(self, op: _Op) -> None:
+    def send_deferred(self, item: T, when_taken: Callable[[bool], None]) -> DeferredSend:
+        """Send ``item`` without waiting, as a callback-driven producer must.
+
+        The item is taken at once if there is room (the result's ``taken`` is
+        then True and ``when_taken`` is not called); otherwise it waits in line
+        with blocked senders and is taken in its turn: ``when_taken(True)`` is
+        called soon after, or ``when_taken(False)`` if the channel was closed
+        first or the send was cancelled (the item is then not delivered). A
+        producer that must never block (a connection's reader) uses this to
+        hold back its source while the channel is full.
+
+        Raises:
+            ChannelClosed: the channel is closed.
+        """
+        return DeferredSend(self, item, when_taken)
+
+    def _register_recv(self, op: Operation) -> None:
         self._recv_waiters.append(op)
 
-    def _unregister_recv(self, op: _Op) -> None:
+    def _unregister_recv(self, op: Operation) -> None:
         try:
             self._recv_waiters.remove(op)
         except ValueError:
             pass
 
-    def _register_send(self, op: _Op) -> None:
+    def _register_send(self, op: Operation) -> None:
         self._send_waiters.append(op)
 
-    def _unregister_send(self, op: _Op) -> None:
+    def _unregister_send(self, op: Operation) -> None:
         try:
             self._send_waiters.remove(op)
         except ValueError:
@@ -440,6 +451,40 @@ class Channel(_Selectable, Generic[T]):
         self._buffer.appendleft(value)
 
 
+class DeferredSend:
+    """A send started by :meth:`Channel.send_deferred`; ``taken`` once the channel took it."""
+
+    __slots__ = ("_channel", "_op", "_when_taken", "taken")
+
+    def __init__(
+        self, channel: Channel[Any], item: Any, when_taken: Callable[[bool], None]
+    ) -> None:
+        self._channel = channel
+        self._when_taken = when_taken
+        self._op: Operation | None = None
+        self.taken = channel._poll_send(item)
+        if self.taken:
+            return
+        waiter = Waiter(asyncio.get_running_loop().create_future())
+        waiter.future.add_done_callback(self._settled)
+        self._op = Operation(waiter, 0, item)
+        channel._register_send(self._op)
+
+    def _settled(self, _: asyncio.Future[None]) -> None:
+        op = self._op
+        assert op is not None
+        self._op = None
+        self.taken = op.waiter.error is None and not op.waiter.future.cancelled()
+        self._when_taken(self.taken)
+
+    def cancel(self) -> None:
+        """Withdraw the item if it was not taken yet (``when_taken(False)`` follows)."""
+        op = self._op
+        if op is not None:
+            self._channel._unregister_send(op)
+            op.waiter.future.cancel()
+
+
 class Send:
     """A send case for :func:`select`: ``Send(channel, value)``."""
 
@@ -453,10 +498,10 @@ class Send:
         return f"Send({self.channel!r}, {self.value!r})"
 
 
-def _target(case: Any) -> _Selectable:
+def _target(case: Any) -> Selectable:
     """The object whose operations a case drives (a view answers with its channel)."""
     target = getattr(case, "_selectable", None)
-    if isinstance(target, _Selectable):
+    if isinstance(target, Selectable):
         return target
     raise TypeError(
         f"select() takes channels, receive-side views and Send(...) cases, got {case!r}"
@@ -465,10 +510,10 @@ def _target(case: Any) -> _Selectable:
 
 def _resolve(
     cases: tuple[Any, ...],
-) -> tuple[tuple[_Selectable, ...], tuple[bool, ...], tuple[Any, ...]]:
+) -> tuple[tuple[Selectable, ...], tuple[bool, ...], tuple[Any, ...]]:
     if not cases:
         raise ValueError("select() needs at least one case")
-    targets: list[_Selectable] = []
+    targets: list[Selectable] = []
     sending: list[bool] = []
     values: list[Any] = []
     for case in cases:
@@ -485,7 +530,7 @@ def _resolve(
 
 
 def _poll(
-    targets: tuple[_Selectable, ...],
+    targets: tuple[Selectable, ...],
     sending: tuple[bool, ...],
     values: tuple[Any, ...],
     biased: bool,
@@ -509,31 +554,24 @@ def _poll(
     return -1, None, False
 
 
-async def _wait(
-    targets: tuple[_Selectable, ...],
+async def wait_for(
+    targets: tuple[Selectable, ...],
     sending: tuple[bool, ...],
     values: tuple[Any, ...],
     cases: tuple[Any, ...] | None,
 ) -> SelectResult:
     """Register one waiter on every case and wait until one case fires it."""
-    waiter = _Waiter(asyncio.get_running_loop().create_future())
+    waiter = Waiter(asyncio.get_running_loop().create_future())
     ops = []
-    puller = None
     for index in range(len(targets)):
-        target = targets[index]
-        op = _Op(waiter, index, values[index])
+        op = Operation(waiter, index, values[index])
         ops.append(op)
         if sending[index]:
-            target._register_send(op)
+            targets[index]._register_send(op)
         else:
-            target._register_recv(op)
-            if puller is None:
-                puller = target._puller
+            targets[index]._register_recv(op)
     try:
-        if puller is None:
-            await waiter.future
-        else:
-            await puller.wait(waiter)
+        await waiter.future
     except asyncio.CancelledError:
         waiter.resumed = True
         _unregister(ops, targets, sending)
@@ -569,7 +607,7 @@ def _cancel_if_still_requested(task: asyncio.Task[Any]) -> None:
 
 
 def _unregister(
-    ops: list[_Op], targets: tuple[_Selectable, ...], sending: tuple[bool, ...], skip: int = -1
+    ops: list[Operation], targets: tuple[Selectable, ...], sending: tuple[bool, ...], skip: int = -1
 ) -> None:
     """Remove a waiter's registrations; ``skip`` is the case that fired (already removed)."""
     for op in ops:
@@ -583,7 +621,7 @@ def _unregister(
 
 
 def _settle_cancelled(
-    waiter: _Waiter, targets: tuple[_Selectable, ...], sending: tuple[bool, ...]
+    waiter: Waiter, targets: tuple[Selectable, ...], sending: tuple[bool, ...]
 ) -> bool:
     """A waiter was fired, then its task cancelled before it resumed: lose nothing.
 
@@ -629,9 +667,9 @@ async def select(*cases: Any, biased: bool = False) -> SelectResult:
         first = cases[0]
         second = cases[1]
         # Channels and Done are their own targets; views carry theirs in a slot.
-        a = first if isinstance(first, _Selectable) else getattr(first, "_selectable", None)
-        b = second if isinstance(second, _Selectable) else getattr(second, "_selectable", None)
-        pair = (a, b) if isinstance(a, _Selectable) and isinstance(b, _Selectable) else None
+        a = first if isinstance(first, Selectable) else getattr(first, "_selectable", None)
+        b = second if isinstance(second, Selectable) else getattr(second, "_selectable", None)
+        pair = (a, b) if isinstance(a, Selectable) and isinstance(b, Selectable) else None
         if pair is not None:
             if _random() < 0.5:
                 first, second = second, first
@@ -642,12 +680,12 @@ async def select(*cases: Any, biased: bool = False) -> SelectResult:
             ready, value, ok = pair[1]._poll_recv()
             if ready:
                 return SelectResult(second, value, ok)
-            return await _wait(pair, (False, False), (None, None), (first, second))
+            return await wait_for(pair, (False, False), (None, None), (first, second))
     targets, sending, values = _resolve(cases)
     index, value, ok = _poll(targets, sending, values, biased)
     if index >= 0:
         return SelectResult(cases[index], value, ok)
-    return await _wait(targets, sending, values, cases)
+    return await wait_for(targets, sending, values, cases)
 
 
 def try_select(*cases: Any, biased: bool = False) -> SelectResult | None:

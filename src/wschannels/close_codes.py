@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["CloseCode", "check_sendable"]
+__all__ = ["CloseCode", "check_sendable", "valid_from_peer"]
 
 
 class CloseCode(IntEnum):
@@ -46,3 +46,13 @@ def check_sendable(code: int) -> int:
             "(not 1004, 1005, 1006) or an application code in 3000-4999"
         )
     return int(code)
+
+
+def valid_from_peer(code: int) -> bool:
+    """Whether a close frame from the client may carry ``code`` (RFC 6455 section 7.4).
+
+    1000-1003 and 1007-1014 are defined for the wire, 3000-4999 belong to
+    libraries and applications; anything else (0, 999, 1004-1006, 1015,
+    1016-2999, 5000 and up) is a protocol error.
+    """
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999

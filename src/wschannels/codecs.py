@@ -1,8 +1,9 @@
 """How each binding turns frames into items and items into frames.
 
-A frame is ``str`` (a text frame) or ``bytes`` (a binary frame). Decoding
-errors become :class:`InvalidMessage`, reported on the handler's ``errors``
-channel with the raw payload; encoding errors raise at the ``send`` call.
+A frame is ``str`` (a text frame) or ``bytes`` (a binary frame). Whatever a
+client sends, decoding gives an item or raises :class:`InvalidMessage`
+(reported on the handler's ``errors`` channel with the raw payload), never
+another exception; encoding errors raise at the ``send`` call.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import typing
 from typing import Any, Literal
 
 import msgspec
+
+from .errors import InvalidMessage
 
 __all__ = [
     "BytesCodec",
@@ -27,20 +30,6 @@ __all__ = [
 
 Frame = str | bytes
 WireKind = Literal["json", "plain"]
-
-
-class InvalidMessage(Exception):
-    """A message from the client that the binding could not decode.
-
-    Attributes:
-        payload: the frame as it arrived (``str`` or ``bytes``).
-        reason: why it was rejected.
-    """
-
-    def __init__(self, payload: Frame, reason: str) -> None:
-        super().__init__(f"invalid message: {reason}")
-        self.payload = payload
-        self.reason = reason
 
 
 class Codec:
@@ -170,8 +159,13 @@ class JsonCodec(Codec):
             return self._decode(frame)
         except (msgspec.ValidationError, msgspec.DecodeError) as error:
             raise InvalidMessage(frame, str(error)) from None
-        except ValueError as error:  # pydantic.ValidationError is a ValueError
-            raise InvalidMessage(frame, str(error).replace("\n", " ")) from None
+        except RecursionError:  # msgspec and pydantic both recurse on nesting
+            raise InvalidMessage(frame, "JSON nested too deeply") from None
+        except Exception as error:
+            # pydantic's ValidationError, or a model's own validation (__post_init__)
+            # failing on client data: still a bad message, never a crash.
+            reason = str(error).replace("\n", " ") or type(error).__name__
+            raise InvalidMessage(frame, reason) from None
 
     def encode(self, item: Any) -> Frame:
         check = self._check_type

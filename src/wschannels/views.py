@@ -3,42 +3,47 @@
 ``Receiver[T]``, ``Done`` and ``Errors`` can only be received from;
 ``Sender[T]`` and ``Disconnect`` can only be sent to. Each is a valid
 :func:`~wschannels.select` case, and ``select`` hands back the very view
-object that was passed, so ``if chosen is receiver:`` works.
+object that was passed, so ``if chosen is receiver:`` works. A receiver is
+covariant in its item type and a sender contravariant, as trio's and anyio's
+stream ends are: a ``Receiver[Child]`` is a ``Receiver[Base]``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from .channels import Channel, ChannelClosed, WouldBlock, _Op, _Selectable, _wait
+# The select protocol (Selectable, Operation, wait_for, the _poll_* hooks) is shared
+# with channels.py, which documents it: the views are select cases too.
+from .channels import Channel, Operation, Selectable, wait_for
 from .close_codes import CloseCode, check_sendable
+from .engine import Connection, Done, State
+from .errors import ChannelClosed, WouldBlock
 
-if TYPE_CHECKING:
-    from .connection import Connection
+__all__ = ["Disconnect", "Done", "Errors", "Receiver", "Sender", "connection_of"]
 
-__all__ = ["Disconnect", "Done", "Errors", "Receiver", "Sender"]
-
-T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+T_contra = TypeVar("T_contra", contravariant=True)
 
 
-class _ConnectionView(Generic[T]):
+class _ConnectionView(Generic[T_co]):
     """Receive-only access to a channel the connection owns.
 
     In ``select`` it is ready while items are waiting; at the end it simply
-    stops being ready and ``done`` takes over, so a seed-style loop over
+    stops being ready and ``done`` takes over, so a loop over
     ``select(receiver, errors, done)`` sees every item first and never an
     empty ``ok=False`` result. ``recv()`` raises ``ChannelClosed`` and
     ``async for`` stops once the connection is over and all was received.
     """
 
-    __slots__ = ("_done", "_selectable")
+    __slots__ = ("_connection", "_done", "_selectable")
 
-    def __init__(self, channel: Channel[T], done: Done) -> None:
+    def __init__(self, channel: Channel[T_co], connection: Connection) -> None:
         self._selectable = channel
-        self._done = done
+        self._connection = connection
+        self._done = connection.done
 
-    async def recv(self) -> T:
+    async def recv(self) -> T_co:
         """Receive the next item, waiting for one.
 
         Raises:
@@ -48,42 +53,39 @@ class _ConnectionView(Generic[T]):
         ready, value, _ = channel._poll_recv()
         if ready:
             return value  # type: ignore[no-any-return]
-        if channel._closed:
-            raise ChannelClosed("the connection is over and every item was received")
-        chosen, value, _ = await _wait(
-            (channel, self._done), (False, False), (None, None), None
-        )
-        if chosen is self._done:
-            raise ChannelClosed("the connection is over and every item was received")
-        return value  # type: ignore[no-any-return]
+        done = self._done
+        if not done._poll_recv()[0]:
+            chosen, value, _ = await wait_for((channel, done), (False, False), (None, None), None)
+            if chosen is channel:
+                return value  # type: ignore[no-any-return]
+        raise ChannelClosed("the connection is over and every item was received")
 
-    def recv_nowait(self) -> T:
+    def recv_nowait(self) -> T_co:
         """Receive an item if one is ready.
 
         Raises:
             WouldBlock: nothing to receive yet.
             ChannelClosed: the connection is over and every item was received.
         """
-        channel = self._selectable
-        ready, value, _ = channel._poll_recv()
+        ready, value, _ = self._selectable._poll_recv()
         if ready:
             return value  # type: ignore[no-any-return]
-        if channel._closed:
+        if self._done._poll_recv()[0]:
             raise ChannelClosed("the connection is over and every item was received")
         raise WouldBlock
 
     @property
     def closed(self) -> bool:
         """True once the connection is over (buffered items may remain)."""
-        return self._selectable.closed
+        return self._connection.state is State.CLOSED
 
     def __len__(self) -> int:
         return len(self._selectable)
 
-    def __aiter__(self) -> AsyncIterator[T]:
+    def __aiter__(self) -> AsyncIterator[T_co]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[T]:
+    async def _iterate(self) -> AsyncIterator[T_co]:
         while True:
             try:
                 item = await self.recv()
@@ -92,8 +94,8 @@ class _ConnectionView(Generic[T]):
             yield item
 
 
-class Receiver(_ConnectionView[T]):
-    """Messages from the client, decoded by the binding (the seed's ``<-chan *Message``)."""
+class Receiver(_ConnectionView[T_co]):
+    """Messages from the client, decoded by the binding (Go's ``<-chan *Message``)."""
 
     __slots__ = ()
 
@@ -114,110 +116,67 @@ class Errors(_ConnectionView[Exception]):
         return f"<Errors {len(self._selectable)} buffered>"
 
 
-class Sender(_Selectable, Generic[T]):
-    """Messages to the client (the seed's ``chan<- *Message``).
+class Sender(Selectable, Generic[T_contra]):
+    """Messages to the client (Go's ``chan<- *Message``).
 
     An item is encoded at the ``send`` call, so an item that cannot be encoded
     raises there, in the handler. Items are written in order; up to
     ``send_channel_buffer`` may wait while a write is in progress.
     """
 
-    __slots__ = ("_connection",)
+    __slots__ = ("_connection", "_encode")
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
+        self._encode = connection.codec.encode
 
     def __repr__(self) -> str:
         return f"<Sender of {self._connection.peer}>"
 
-    async def send(self, item: T) -> None:
+    async def send(self, item: T_contra) -> None:
         """Send ``item`` to the client, waiting only while the send buffer is full.
 
         Raises:
             TypeError, ValueError: the binding cannot encode ``item``.
             ChannelClosed: the connection is over.
         """
-        frame = self._connection.codec.encode(item)
-        if not self._connection._offer(frame):
-            await _wait((self,), (True,), (frame,), None)
+        frame = self._encode(item)
+        if not self._connection.offer(frame):
+            await wait_for((self,), (True,), (frame,), None)
 
-    def send_nowait(self, item: T) -> None:
+    def send_nowait(self, item: T_contra) -> None:
         """Send ``item`` if that needs no wait; raises ``WouldBlock`` otherwise."""
-        if not self._connection._offer(self._connection.codec.encode(item)):
+        if not self._connection.offer(self._encode(item)):
             raise WouldBlock
 
     def _prepare_send(self, value: Any) -> Any:
-        return self._connection.codec.encode(value)
+        return self._encode(value)
 
     def _poll_send(self, value: Any) -> bool:
-        return self._connection._offer(value)
+        return self._connection.offer(value)
 
-    def _register_send(self, op: _Op) -> None:
-        self._connection._room_waiters.append(op)
+    def _register_send(self, op: Operation) -> None:
+        self._connection.wait_for_room(op)
 
-    def _unregister_send(self, op: _Op) -> None:
-        try:
-            self._connection._room_waiters.remove(op)
-        except ValueError:
-            pass
+    def _unregister_send(self, op: Operation) -> None:
+        self._connection.stop_waiting_for_room(op)
 
 
-class Done(_Selectable):
-    """Ready once the connection is over and every message the client sent was received.
+def connection_of(sender: Sender[Any]) -> Connection:
+    """The connection behind a handler's ``Sender`` (how a Hub reaches a member).
 
-    Like a closed channel it stays ready: every receive gives ``True``.
+    Raises:
+        TypeError: ``sender`` is not a handler's ``Sender``.
     """
-
-    __slots__ = ("_is_set", "_puller", "_waiters")
-
-    def __init__(self) -> None:
-        self._is_set = False
-        self._waiters: list[_Op] = []
-        self._puller: Any = None
-
-    def __repr__(self) -> str:
-        return f"<Done {'set' if self._is_set else 'pending'}>"
-
-    def is_set(self) -> bool:
-        """Whether the connection is over."""
-        return self._is_set
-
-    async def recv(self) -> bool:
-        """Wait until the connection is over; returns True."""
-        if not self._is_set:
-            await _wait((self,), (False,), (None,), None)
-        return True
-
-    wait = recv
-
-    def _set(self) -> None:
-        if self._is_set:
-            return
-        self._is_set = True
-        waiters, self._waiters = self._waiters, []
-        for op in waiters:
-            op.waiter.fire(op.index, True, True)
-
-    def _poll_recv(self) -> tuple[bool, Any, bool]:
-        if self._is_set:
-            return True, True, True
-        return False, None, False
-
-    def _register_recv(self, op: _Op) -> None:
-        self._waiters.append(op)
-
-    def _put_back(self, value: Any) -> None:
-        """Nothing to give back: ``done`` stays ready for every receiver."""
-
-    def _unregister_recv(self, op: _Op) -> None:
-        try:
-            self._waiters.remove(op)
-        except ValueError:
-            pass
+    if not isinstance(sender, Sender):
+        raise TypeError(
+            f"expected the handler's Sender (e.g. sender: Sender[Message]), got {sender!r}"
+        )
+    return sender._connection
 
 
-class Disconnect(_Selectable):
-    """Takes a close code and closes the connection with it (the seed's ``chan<- int``).
+class Disconnect(Selectable):
+    """Takes a close code and closes the connection with it (Go's ``chan<- int``).
 
     The first code wins, whichever side ends first: a code sent here is the
     code the client sees even when the handler returns right after. Items
@@ -250,5 +209,3 @@ class Disconnect(_Selectable):
     def _poll_send(self, value: Any) -> bool:
         self._connection.disconnect(value)
         return True
-
-

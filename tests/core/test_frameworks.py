@@ -250,18 +250,34 @@ def test_a_mismatch_message_names_the_item_type_the_handler_declared() -> None:
             pass
 
 
-def test_matching_any_and_bare_views_are_accepted() -> None:
+def test_matching_and_any_views_are_accepted() -> None:
     @wschannels.json(Message)
     async def typed(receiver: Receiver[Message], sender: Sender[Message]) -> None:
         pass
 
     @wschannels.messages()
-    async def untyped(receiver: Receiver[Any], sender: Sender) -> None:  # type: ignore[type-arg]
+    async def untyped(receiver: Receiver[Any], sender: Sender[Any]) -> None:
         pass
 
     @wschannels.raw()
     async def both(receiver: Receiver[str | bytes], sender: Sender[str | bytes]) -> None:
         pass
+
+
+def test_a_bare_view_is_refused_at_decoration_naming_the_parameter() -> None:
+    with pytest.raises(TypeError, match=r"'sender' is a bare Sender.*Sender\[str\]"):
+
+        @wschannels.messages()
+        async def untyped(receiver: Receiver[str], sender: Sender) -> None:  # type: ignore[type-arg]
+            pass
+
+
+def test_a_parameter_without_annotation_is_refused_at_decoration_naming_it() -> None:
+    with pytest.raises(TypeError, match=r"parameter 'name' has no annotation"):
+
+        @wschannels.messages()
+        async def room(name, receiver: Receiver[str]) -> None:  # type: ignore[no-untyped-def]
+            pass
 
 
 # -- raw() --------------------------------------------------------------------------------

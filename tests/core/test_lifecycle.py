@@ -29,7 +29,7 @@ from wschannels import (
     Sender,
     select,
 )
-from wschannels.transports.picows import serve_picows
+from wschannels.servers.picows import serve_picows
 
 
 class Message(msgspec.Struct):

@@ -27,7 +27,7 @@ from wschannels import (
     Sender,
     select,
 )
-from wschannels.transports.picows import PicowsServer, serve_picows
+from wschannels.servers.picows import PicowsServer, serve_picows
 
 
 class Message(msgspec.Struct):
@@ -422,7 +422,7 @@ RUN_PICOWS = """
 import sys
 import wschannels
 from wschannels import Receiver, Sender
-from wschannels.transports.picows import run_picows
+from wschannels.servers.picows import run_picows
 
 @wschannels.messages()
 async def echo(receiver: Receiver[str], sender: Sender[str]) -> None:

@@ -14,7 +14,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import msgspec
 from starlette.applications import Starlette
@@ -240,15 +239,11 @@ def create_app(
                 await reply(sender, Message(typ="join", from_=client, text="joined"))
                 await publish(name, Message(typ="join", from_=client, text="joined"), sender)
 
-            cases: list[Any] = [receiver, done, errors]
             while True:
-                chosen, value, ok = await wschannels.select(*cases)
-                if chosen is done or (chosen is receiver and not ok):
+                chosen, value, _ = await wschannels.select(receiver, done, errors)
+                if chosen is done:
                     return
                 if chosen is errors:
-                    if not ok:
-                        cases.remove(errors)
-                        continue
                     logger.warning("room %r, client %r: %s", name, client, value)
                     await refuse(sender, _describe(value))
                     continue

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from ..errors import WschannelsError
+
 __all__ = ["BackendUnavailable", "SlowConsumer", "SlowConsumerPolicy"]
 
 
-class BackendUnavailable(Exception):
+class BackendUnavailable(WschannelsError):
     """The hub's backend (Redis) cannot be reached.
 
     Raised by ``Hub.start`` when Redis is unreachable (the message names the
@@ -46,7 +48,7 @@ _OUTCOMES = {
 }
 
 
-class SlowConsumer(Exception):
+class SlowConsumer(WschannelsError):
     """A member of a room fell behind: its queue went over the hub's ``max_queued_bytes``.
 
     Attributes:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from ..close_codes import CloseCode
 from ..codecs import Frame, WireKind, encode_for_kind
+from ..views import connection_of
 from .backend import Backend, Frames
 from .errors import SlowConsumer, SlowConsumerPolicy
 from .memory import MemoryBackend
@@ -32,7 +33,7 @@ _PLAIN_TYPES = (str, bytes, bytearray, memoryview)
 
 
 class _Member(Protocol):
-    """What the hub uses of a connection (``wschannels.connection.Connection``)."""
+    """What the hub uses of a connection (``wschannels.engine.Connection``)."""
 
     @property
     def peer(self) -> str: ...
@@ -605,12 +606,12 @@ def _drop_delivered(member: _Member, keep: int) -> tuple[int, int]:
 
 def _member_of(sender: Any) -> _Member:
     """The connection behind a handler's ``Sender``."""
-    member = getattr(sender, "_connection", None)
-    if member is None or not hasattr(member, "deliver"):
+    try:
+        return connection_of(sender)
+    except TypeError:
         raise TypeError(
             f"the hub takes the handler's Sender (e.g. sender: Sender[Message]), got {sender!r}"
-        )
-    return member  # type: ignore[no-any-return]
+        ) from None
 
 
 def _check_room(room: object) -> None:

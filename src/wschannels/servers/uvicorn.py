@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from ..options import Options
+from .asgi import asgi
 
 __all__ = ["run", "uvicorn_config"]
 
@@ -28,9 +29,7 @@ def uvicorn_config(
     **settings: Any,
 ) -> uvicorn.Config:
     """A ``uvicorn.Config`` for ``app`` with ``options`` mapped; ``settings`` override."""
-    if getattr(app, "__wschannels_route__", None) is not None and not _is_asgi_app(app):
-        from .asgi import asgi
-
+    if getattr(app, "__wschannels_spec__", None) is not None and not _is_asgi_app(app):
         app = asgi(app)
     options = options if options is not None else Options()
     ping_timeout = None
