@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite: free ports and a real uvicorn server per test."""
+"""Fixtures shared by the whole suite: free ports, a real uvicorn server, every server."""
 
 from __future__ import annotations
 
@@ -60,3 +60,15 @@ async def serve(
 def server_factory() -> Callable[..., contextlib.AbstractAsyncContextManager[Server]]:
     """``async with server_factory(app) as server:`` runs a real uvicorn server."""
     return serve
+
+
+@pytest.fixture(params=["uvicorn", "picows", "websockets", "aiohttp"])
+def serving(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """``async with serving(handler) as server:`` serves ``handler`` at ``/`` on each server.
+
+    See tests/servers.py; ``options`` and keyword settings go to uvicorn only (on the
+    other servers each route's own options apply).
+    """
+    from tests.servers import SERVERS
+
+    return SERVERS[request.param]

@@ -45,15 +45,26 @@ from .servers.asgi import asgi
 from .servers.uvicorn import run, uvicorn_config
 from .views import Disconnect, Done, Errors, Receiver, Sender
 
-_PICOWS_NAMES = frozenset({"PicowsServer", "run_picows", "serve_picows"})
+# Server adapters, imported on first use: picows and aiohttp are optional extras.
+_LAZY = {
+    "PicowsServer": "picows",
+    "run_picows": "picows",
+    "serve_picows": "picows",
+    "WebsocketsServer": "websockets",
+    "run_websockets": "websockets",
+    "serve_websockets": "websockets",
+    "aiohttp_route": "aiohttp",
+    "aiohttp_setup": "aiohttp",
+}
 
 
 def __getattr__(name: str) -> object:
-    """The picows adapter, imported on first use: picows is an optional extra."""
-    if name in _PICOWS_NAMES:
-        from .servers import picows
+    """A server adapter's name, importing the adapter (and its server) on first use."""
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
 
-        return getattr(picows, name)
+        return getattr(importlib.import_module(f".servers.{module}", __name__), name)
     raise AttributeError(f"module 'wschannels' has no attribute {name!r}")
 
 
@@ -85,11 +96,14 @@ __all__ = [
     "SlowConsumerPolicy",
     "State",
     "Ticker",
+    "WebsocketsServer",
     "WouldBlock",
     "WriteFailed",
     "WriteTimeout",
     "WschannelsError",
     "after",
+    "aiohttp_route",
+    "aiohttp_setup",
     "asgi",
     "bytes_messages",
     "json",
@@ -97,8 +111,10 @@ __all__ = [
     "raw",
     "run",
     "run_picows",
+    "run_websockets",
     "select",
     "serve_picows",
+    "serve_websockets",
     "ticker",
     "try_select",
     "uvicorn_config",

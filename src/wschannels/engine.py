@@ -485,11 +485,16 @@ class Connection:
         self.report(ReceiverStalled(f"the receiver stayed full for pong_wait ({wait} s)"))
         self.disconnect(CloseCode.TRY_AGAIN_LATER)
 
-    def message_too_big(self, size: int) -> None:
-        """The client sent a message over ``max_message_size``: report it, close with 1009."""
+    def message_too_big(self, size: int | None) -> None:
+        """The client sent a message over ``max_message_size``: report it, close with 1009.
+
+        ``size`` is None when the server refused the message itself (its own
+        limit, set from the route's) before it was read whole.
+        """
         limit = self.options.max_message_size
-        self.log.warning("message of %d bytes is over max_message_size %d", size, limit)
-        self.report(MessageTooBig(f"message of {size} bytes is over max_message_size {limit}"))
+        what = "a message" if size is None else f"message of {size} bytes"
+        self.log.warning("%s is over max_message_size %d", what, limit)
+        self.report(MessageTooBig(f"{what} is over max_message_size {limit}"))
         self.disconnect(CloseCode.MESSAGE_TOO_BIG)
 
     def invalid_message(self, error: InvalidMessage) -> None:
@@ -686,6 +691,12 @@ class Connection:
             self.log.info("%s", error)
         self.report(error)
         self._give_up()
+
+    def abort(self) -> None:
+        """End the connection now, without a closing handshake (1006): a shutdown's last resort."""
+        if self.state is not State.CLOSED:
+            self.log.info("aborted")
+            self._give_up()
 
     def _give_up(self) -> None:
         """End the connection at once, as if the network failed (1006)."""

@@ -1,24 +1,22 @@
 """The connection lifecycle, end to end: endings, close codes, nothing lost, teardown.
 
-Every test runs on both transports: a Starlette route under uvicorn, and picows.
+Every test runs on the four servers (tests/servers.py): a Starlette route under uvicorn,
+picows, websockets and aiohttp.
 """
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import msgspec
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 import wschannels
-from tests.conftest import Server, serve
+from tests.conftest import Server
+from tests.servers import Serving
 from wschannels import (
     CloseCode,
     Disconnect,
@@ -29,34 +27,10 @@ from wschannels import (
     Sender,
     select,
 )
-from wschannels.servers.picows import serve_picows
 
 
 class Message(msgspec.Struct):
     text: str
-
-
-Serving = Callable[..., AbstractAsyncContextManager[Server]]
-
-
-@contextlib.asynccontextmanager
-async def on_uvicorn(handler: Any, **uvicorn_settings: Any) -> AsyncIterator[Server]:
-    async with serve(
-        Starlette(routes=[WebSocketRoute("/", handler)]), **uvicorn_settings
-    ) as server:
-        yield server
-
-
-@contextlib.asynccontextmanager
-async def on_picows(handler: Any, **uvicorn_settings: Any) -> AsyncIterator[Server]:
-    async with await serve_picows({"/": handler}, "127.0.0.1", 0) as server:
-        yield Server(server.port)
-
-
-@pytest.fixture(params=[on_uvicorn, on_picows], ids=["uvicorn", "picows"])
-def serving(request: pytest.FixtureRequest) -> Serving:
-    """``async with serving(handler) as server:`` serves ``handler`` at ``/``."""
-    return request.param  # type: ignore[no-any-return]
 
 
 def client(server: Server, **kwargs: Any) -> Any:

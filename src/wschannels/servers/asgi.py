@@ -6,11 +6,11 @@ binding), and :func:`asgi` makes it a bare ASGI application.
 
 ASGI's ``receive`` and ``send`` are coroutines, but on a connection with data
 waiting (``receive``) or a writable socket (``send``) they finish without ever
-suspending. :func:`_step` runs them that far synchronously: a write costs no
-task, and reading needs no task of its own, since a ``receive`` that has to
-wait is resumed from its future's callback. Measured with the echo benchmark
-(``python -m bench --scenarios echo``), a reader task instead costs one task
-switch per message, and a task per write one more.
+suspending. They are run that far synchronously (:mod:`.stepping`): a write
+costs no task, and reading needs no task of its own, since a ``receive`` that
+has to wait is resumed from its future's callback. Measured with the echo
+benchmark (``python -m bench --scenarios echo``), a reader task instead costs
+one task switch per message, and a task per write one more.
 
 ASGI hides ping and pong: keepalive and the frame-size limit are the
 server's (see :mod:`wschannels.servers.uvicorn` for uvicorn's settings).
@@ -30,6 +30,7 @@ from ..codecs import Frame
 from ..engine import Connection
 from ..handler import HandlerSpec, spec_of
 from ..session import Refusal, check_origin, open_connection, serve
+from .stepping import finish, run_soon, step, when_ready
 
 __all__ = ["AsgiTransport", "asgi", "serve_asgi", "starlette_endpoint"]
 
@@ -38,44 +39,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-def _step(coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
-    """Resume ``coro`` until it returns or waits: (True, its result) or (False, what it waits on).
-
-    What it waits on is a future (or None for a bare ``yield``, asking for
-    one loop turn). Raises what the coroutine raises.
-    """
-    try:
-        yielded = coro.send(None)
-    except StopIteration as stop:
-        return True, stop.value
-    if yielded is not None:
-        yielded._asyncio_future_blocking = False
-    return False, yielded
-
-
-def _when_ready(waited: Any, callback: Callable[[Any], None]) -> None:
-    """Call ``callback`` once what a stepped coroutine waits on is ready."""
-    if waited is None:
-        asyncio.get_running_loop().call_soon(callback, None)
-    else:
-        waited.add_done_callback(callback)
-
-
-async def _finish(coro: Coroutine[Any, Any, Any], waited: Any) -> None:
-    """Drive a coroutine that :func:`_step` started to its end, as a task would."""
-    while True:
-        if waited is None:
-            await asyncio.sleep(0)
-        else:
-            try:
-                await asyncio.wait((waited,))
-            except asyncio.CancelledError:
-                waited.cancel()  # the coroutine sees the cancellation when resumed
-        done, waited = _step(coro)
-        if done:
-            return
 
 
 class AsgiTransport:
@@ -118,7 +81,7 @@ class AsgiTransport:
                 reading = self._reading = self._receive()  # type: ignore[assignment]
                 assert reading is not None
             try:
-                done, result = _step(reading)
+                done, result = step(reading)
             except Exception as error:
                 self._reading = None
                 self._closed = True
@@ -126,7 +89,7 @@ class AsgiTransport:
                 connection.peer_closed(1006)
                 return
             if not done:
-                _when_ready(result, self._ready)
+                when_ready(result, self._ready)
                 return
             self._reading = None
             kind = result["type"]
@@ -162,16 +125,14 @@ class AsgiTransport:
             coro = self._send({"type": "websocket.send", "text": frame})
         else:
             coro = self._send({"type": "websocket.send", "bytes": frame})
-        done, waited = _step(coro)  # type: ignore[arg-type]
+        done, waited = step(coro)  # type: ignore[arg-type]
         if done:
             return None
-        return self._loop.create_task(_finish(coro, waited))  # type: ignore[arg-type]
+        return self._loop.create_task(finish(coro, waited))  # type: ignore[arg-type]
 
     def close(self, code: int) -> None:
         coro: Any = self._send({"type": "websocket.close", "code": code})
-        done, waited = _step(coro)
-        if not done:
-            self._loop.create_task(_finish(coro, waited))
+        run_soon(coro)
 
     def abort(self) -> None:
         """ASGI has no abort: stop reading; the server drops the socket when the app returns."""

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -40,9 +38,10 @@ from picows import (
 from ..close_codes import CloseCode, valid_from_peer
 from ..codecs import Frame
 from ..engine import Connection
-from ..errors import InvalidMessage, MessageTooBig
+from ..errors import InvalidMessage
 from ..options import Options
 from ..session import NOT_FOUND, SHUTTING_DOWN, Refusal, check_origin, open_connection, serve
+from .drain import Drain, DrainingServer, announce, run_until_signalled
 from .routing import Route, Routes
 
 __all__ = ["PicowsServer", "run_picows", "serve_picows"]
@@ -52,9 +51,6 @@ _BINARY = WSMsgType.BINARY
 _CONTINUATION = WSMsgType.CONTINUATION
 _CLOSE = WSMsgType.CLOSE
 _PONG = WSMsgType.PONG
-
-# How long close() lets cancelled handlers end after the shutdown timeout.
-_CANCEL_TIMEOUT = 5.0
 
 _logger = logging.getLogger("wschannels")
 
@@ -121,9 +117,8 @@ class _PicowsTransport(WSListener):
         spec = self._route.spec
         connection = self._connection = open_connection(spec, self, peer, keepalive=True)
         self._feed = connection.feed
-        self._task = task = self._loop.create_task(serve(spec, connection, self._arguments))
+        self._task = task = self._loop.create_task(self._serve(connection))
         task.add_done_callback(self._handler_finished)
-        self._server._sessions.add(self)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
@@ -164,7 +159,6 @@ class _PicowsTransport(WSListener):
                 code = self._close_code_sent_by_picows(connection)
             self.resume_writing()  # a write waiting for room is over
             connection.peer_closed(code)
-        self._server._session_over(self)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -287,31 +281,21 @@ class _PicowsTransport(WSListener):
         if sent is None or connection.closed:
             return CloseCode.ABNORMAL_CLOSURE
         code = int(sent.code.value)
-        if code == CloseCode.MESSAGE_TOO_BIG:
-            limit = self._server._max_frame_size
-            connection.log.warning("a frame over max_message_size %d", limit)
-            connection.report(MessageTooBig(f"a frame is over max_message_size {limit}"))
+        if code == CloseCode.MESSAGE_TOO_BIG:  # a frame over the server's max_frame_size
+            connection.message_too_big(None)
         return code
 
     # -- the handler -------------------------------------------------------------------
+
+    async def _serve(self, connection: Connection) -> None:
+        with self._server.drain.session(connection):
+            await serve(self._route.spec, connection, self._arguments)
 
     def _handler_finished(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             _logger.error("connection failed", exc_info=task.exception())
         if not self.disconnected:  # the engine is over: let picows flush, then close
             self._ws.disconnect()
-        self._server._session_over(self)
-
-    def shut_down(self, code: int) -> None:
-        """Close this connection for the server's shutdown."""
-        connection = self._connection
-        if connection is not None:
-            connection.disconnect(code)
-
-    @property
-    def over(self) -> bool:
-        task = self._task
-        return self.disconnected and (task is None or task.done())
 
 
 def _not_connected(kind: WSMsgType, frame: Frame) -> None:
@@ -322,105 +306,34 @@ def _not_connected_feed(frame: Frame) -> bool:
     raise ConnectionError("not connected yet")
 
 
-class PicowsServer:
+class PicowsServer(DrainingServer):
     """A running :func:`serve_picows` server; an async context manager that closes it.
 
-    ``close()`` stops accepting connections (503 for new upgrades) and closes
-    every open one with 1001 (going away); ``await wait_closed()`` returns
-    once every handler has returned and every socket is closed.
+    ``close()`` stops accepting connections (503 for a handshake under way)
+    and closes every open one with 1001 (going away) after what is queued
+    for it; ``await wait_closed()`` returns once every handler has returned.
     """
 
-    def __init__(self, routes: Routes, max_frame_size: int, shutdown_timeout: float) -> None:
+    def __init__(self, routes: Routes, max_frame_size: int, drain: Drain) -> None:
+        super().__init__(drain)
+        self.drain = drain
         self._loop = asyncio.get_running_loop()
         self._routes = routes
         self._max_frame_size = max_frame_size
-        self._shutdown_timeout = shutdown_timeout
-        self._sessions: set[_PicowsTransport] = set()
         self._server: asyncio.Server | None = None
-        self._closing = False
-        self._closed: asyncio.Future[None] = self._loop.create_future()
-        self._idle: asyncio.Future[None] | None = None
-        self._shutdown: asyncio.Task[None] | None = None
-        self._port = 0
 
     @property
     def sockets(self) -> tuple[Any, ...]:
         """The listening sockets."""
         return tuple(self._server.sockets) if self._server is not None else ()
 
-    @property
-    def port(self) -> int:
-        """The port listened on (useful with ``port=0``)."""
-        return self._port
-
-    @property
-    def connections(self) -> int:
-        """Connections open now (handler running or socket open)."""
-        return len(self._sessions)
-
-    def close(self) -> None:
-        """Stop accepting; close every connection with 1001. Idempotent."""
-        if self._closing:
-            return
-        self._closing = True
+    def _stop_listening(self) -> None:
         if self._server is not None:
             self._server.close()
-        for session in list(self._sessions):
-            session.shut_down(CloseCode.GOING_AWAY)
-        self._shutdown = self._loop.create_task(self._shut_down())
-
-    async def wait_closed(self) -> None:
-        """Wait until the server was closed and every connection is over."""
-        await asyncio.shield(self._closed)
-
-    async def __aenter__(self) -> PicowsServer:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
-        await self.wait_closed()
-
-    async def _shut_down(self) -> None:
-        try:
-            if not await self._all_over(self._shutdown_timeout):
-                _logger.warning(
-                    "%d connections still open %s s after the shutdown began: closing them",
-                    len(self._sessions),
-                    self._shutdown_timeout,
-                )
-                for session in list(self._sessions):
-                    session.abort()
-                    task = session._task
-                    if task is not None:
-                        task.cancel()
-                if not await self._all_over(_CANCEL_TIMEOUT):
-                    _logger.error("%d handlers did not end", len(self._sessions))
-        finally:
-            self._closed.set_result(None)
-
-    async def _all_over(self, seconds: float) -> bool:
-        if not self._sessions:
-            return True
-        self._idle = idle = self._loop.create_future()
-        try:
-            async with asyncio.timeout(seconds):
-                await idle
-        except TimeoutError:
-            return False
-        finally:
-            self._idle = None
-        return True
-
-    def _session_over(self, session: _PicowsTransport) -> None:
-        if session.over:
-            self._sessions.discard(session)
-            idle = self._idle
-            if not self._sessions and idle is not None and not idle.done():
-                idle.set_result(None)
 
     def _listener(self, request: WSUpgradeRequest) -> Any:
         """picows' listener factory: route, check the version and the origin, or refuse."""
-        if self._closing:
+        if self.drain.closing:
             return _refuse(SHUTTING_DOWN)
         headers = request.headers
         if headers.get("Sec-WebSocket-Version") != "13":
@@ -471,8 +384,9 @@ async def serve_picows(
         options: the server-wide frame-size limit (``max_message_size``): by
             default the largest of the routes'. Everything else, keepalive
             included, comes from each route's own binding.
-        shutdown_timeout: seconds ``close()`` lets handlers end before their
-            sockets are closed and their tasks cancelled.
+        shutdown_timeout: seconds ``close()`` lets connections end (1001 after
+            what is queued) before their sockets are dropped and their handlers
+            cancelled.
         settings: other ``picows.ws_create_server`` settings, e.g. ``backlog``.
 
     Raises:
@@ -486,7 +400,7 @@ async def serve_picows(
         max_frame_size = max(
             (route.spec.options.max_message_size for route in compiled), default=65536
         )
-    server = PicowsServer(compiled, max_frame_size, shutdown_timeout)
+    server = PicowsServer(compiled, max_frame_size, Drain(shutdown_timeout))
     picows_settings: dict[str, Any] = {
         "enable_auto_ping": False,  # the engine pings each connection with its route's options
         "enable_auto_pong": True,
@@ -499,6 +413,7 @@ async def serve_picows(
     listening = await ws_create_server(server._listener, host, port, **picows_settings)
     server._server = listening
     server._port = int(listening.sockets[0].getsockname()[1])
+    announce(host, server.port, "picows")
     return server
 
 
@@ -507,25 +422,18 @@ def run_picows(
     host: str = "127.0.0.1",
     port: int = 8000,
     options: Options | None = None,
+    *,
+    shutdown_timeout: float = 10.0,
     **settings: Any,
 ) -> None:
-    """Serve ``routes`` with :func:`serve_picows` until SIGINT or SIGTERM; uvloop when installed."""
+    """Serve ``routes`` with :func:`serve_picows` until SIGINT or SIGTERM, then drain.
 
-    async def main() -> None:
-        server = await serve_picows(routes, host, port, options, **settings)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, server.close)
-        print(
-            f"wschannels: serving on ws://{host}:{server.port} (picows)",
-            file=sys.stderr,
-            flush=True,
+    Prints one line to stderr once listening; uvloop runs the loop when installed.
+    """
+
+    async def start() -> DrainingServer:
+        return await serve_picows(
+            routes, host, port, options, shutdown_timeout=shutdown_timeout, **settings
         )
-        await server.wait_closed()
 
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main())
-    else:
-        uvloop.run(main())
+    run_until_signalled(start, host, "picows")
