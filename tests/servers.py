@@ -2,7 +2,7 @@
 
 ``async with SERVERS[name](handler) as server:`` serves ``handler`` at ``/``
 (or ``routes``, path template → handler) on a real server on a free port of
-127.0.0.1: a Starlette route under uvicorn, ``serve_picows``,
+127.0.0.1: under uvicorn the handler as an ASGI app (routes: a Starlette app), ``serve_picows``,
 ``serve_websockets``, or an aiohttp application set up with
 ``aiohttp_setup`` under an ``AppRunner``.
 """
@@ -38,9 +38,11 @@ async def on_uvicorn(
     routes: Mapping[str, Any] | None = None,
     **uvicorn_settings: Any,
 ) -> AsyncIterator[Server]:
-    app = Starlette(
-        routes=[WebSocketRoute(path, each) for path, each in _routes(handler, routes).items()]
-    )
+    # One handler: the bare ASGI app (it answers a plain request as the seed did);
+    # routes: a Starlette application.
+    app: Any = wschannels.asgi(handler)
+    if routes is not None:
+        app = Starlette(routes=[WebSocketRoute(path, each) for path, each in routes.items()])
     async with serve(app, options, **uvicorn_settings) as server:
         yield server
 
@@ -101,3 +103,8 @@ SERVERS: dict[str, Serving] = {
 FRAME_SERVERS = ("picows", "websockets", "aiohttp")
 """The servers that expose ping and pong: the engine keeps their connections alive."""
 
+
+
+def name_of(serving: Serving) -> str:
+    """The server's name in SERVERS: for the few answers that differ by server."""
+    return next(name for name, each in SERVERS.items() if each is serving)

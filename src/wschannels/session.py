@@ -20,25 +20,33 @@ from .handler import HandlerSpec
 from .origin import origin_allowed
 
 __all__ = [
+    "NOT_AN_UPGRADE",
     "NOT_FOUND",
     "ORIGIN_NOT_ALLOWED",
     "SHUTTING_DOWN",
+    "UNSUPPORTED_VERSION",
     "Refusal",
     "check_origin",
+    "check_version",
     "open_connection",
     "serve",
 ]
 
 
 class Refusal(NamedTuple):
-    """An upgrade refused: the HTTP status and body to answer with."""
+    """An upgrade refused: the HTTP status, body and extra headers to answer with."""
 
     status: int
     body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 ORIGIN_NOT_ALLOWED = Refusal(403, b"Origin not allowed")
 NOT_FOUND = Refusal(404, b"Not Found")
+NOT_AN_UPGRADE = Refusal(400, b"Bad Request: expected a WebSocket upgrade")
+UNSUPPORTED_VERSION = Refusal(
+    426, b"Upgrade Required: WebSocket version 13", (("Sec-WebSocket-Version", "13"),)
+)
 SHUTTING_DOWN = Refusal(503, b"Server shutting down")
 
 # A traceback line longer than this is cut: exception messages may carry client data.
@@ -57,6 +65,15 @@ def check_origin(
             "[%s] origin %s not allowed", peer, "(none)" if origin is None else excerpt(origin)
         )
     return ORIGIN_NOT_ALLOWED
+
+
+def check_version(version: str | None) -> Refusal | None:
+    """None for RFC 6455's ``Sec-WebSocket-Version: 13``, else the 426 that names it.
+
+    For servers that accept older drafts (aiohttp takes 7 and 8) or leave
+    the check to the application (picows).
+    """
+    return None if version == "13" else UNSUPPORTED_VERSION
 
 
 def open_connection(

@@ -14,7 +14,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
 import wschannels
-from tests.conftest import Server, serve
+from tests.conftest import Server
+from tests.servers import Serving
 from wschannels import Options, Sender
 from wschannels.origin import origin_allowed
 
@@ -134,8 +135,10 @@ async def greeting(server: Server, origin: str | None) -> str | bytes:
         return await asyncio.wait_for(ws.recv(), WAIT)
 
 
-async def test_a_handshake_from_another_origin_gets_403_origin_not_allowed() -> None:
-    async with serve(greeter()) as server, httpx.AsyncClient(timeout=WAIT) as http:
+async def test_a_handshake_from_another_origin_gets_403_origin_not_allowed(
+    serving: Serving,
+) -> None:
+    async with serving(greeter()) as server, httpx.AsyncClient(timeout=WAIT) as http:
         response = await http.get(server.http + "/", headers=handshake_headers("http://evil.org"))
 
     assert response.status_code == 403
@@ -143,8 +146,8 @@ async def test_a_handshake_from_another_origin_gets_403_origin_not_allowed() -> 
     assert response.headers["content-type"].startswith("text/plain")
 
 
-async def test_the_websockets_client_sees_the_403_and_its_body() -> None:
-    async with serve(greeter()) as server:
+async def test_the_websockets_client_sees_the_403_and_its_body(serving: Serving) -> None:
+    async with serving(greeter()) as server:
         with pytest.raises(InvalidStatus) as refused:
             await greeting(server, "http://evil.org")
 
@@ -152,30 +155,32 @@ async def test_the_websockets_client_sees_the_403_and_its_body() -> None:
     assert refused.value.response.body == b"Origin not allowed"
 
 
-async def test_the_pages_own_origin_is_admitted() -> None:
-    async with serve(greeter()) as server:
+async def test_the_pages_own_origin_is_admitted(serving: Serving) -> None:
+    async with serving(greeter()) as server:
         assert await greeting(server, server.origin) == "welcome"
 
 
-async def test_a_client_sending_no_origin_is_rejected_by_default() -> None:
-    async with serve(greeter()) as server:
+async def test_a_client_sending_no_origin_is_rejected_by_default(serving: Serving) -> None:
+    async with serving(greeter()) as server:
         with pytest.raises(InvalidStatus) as refused:
             await greeting(server, None)
 
     assert refused.value.response.status_code == 403
 
 
-async def test_a_client_sending_no_origin_is_admitted_when_any_origin_is_allowed() -> None:
+async def test_a_client_sending_no_origin_is_admitted_when_any_origin_is_allowed(
+    serving: Serving,
+) -> None:
     options = Options(allowed_origin=".*")
 
-    async with serve(greeter(options), options) as server:
+    async with serving(greeter(options), options) as server:
         assert await greeting(server, None) == "welcome"
 
 
-async def test_a_custom_pattern_admits_the_origins_it_names_and_no_others() -> None:
+async def test_a_custom_pattern_admits_the_origins_it_names_and_no_others(serving: Serving) -> None:
     options = Options(allowed_origin=r"https://app\.example\.com")
 
-    async with serve(greeter(options), options) as server:
+    async with serving(greeter(options), options) as server:
         assert await greeting(server, "https://app.example.com") == "welcome"
         with pytest.raises(InvalidStatus) as refused:
             await greeting(server, server.origin)

@@ -21,7 +21,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
 import wschannels
-from tests.conftest import Server, serve
+from tests.conftest import Server
+from tests.servers import Serving, name_of
 from wschannels import (
     Channel,
     CloseCode,
@@ -99,7 +100,9 @@ def upgrade_headers(origin: str, host: str | None = None) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", list(BINDINGS))
-async def test_receive_collects_every_message_the_client_sent_before_done(name: str) -> None:
+async def test_receive_collects_every_message_the_client_sent_before_done(
+    name: str, serving: Serving
+) -> None:
     binding, wire, item = BINDINGS[name]
     seen: asyncio.Queue[list[Any]] = asyncio.Queue()
 
@@ -113,7 +116,7 @@ async def test_receive_collects_every_message_the_client_sent_before_done(name: 
             received.append(value)
         seen.put_nowait(received)
 
-    async with serve(handler) as server:
+    async with serving(handler) as server:
         async with client(server) as ws:
             for _ in range(4):
                 await ws.send(wire)
@@ -124,7 +127,9 @@ async def test_receive_collects_every_message_the_client_sent_before_done(name: 
 
 
 @pytest.mark.parametrize("name", list(BINDINGS))
-async def test_send_reaches_the_client_and_disconnect_closes_with_going_away(name: str) -> None:
+async def test_send_reaches_the_client_and_disconnect_closes_with_going_away(
+    name: str, serving: Serving
+) -> None:
     binding, wire, item = BINDINGS[name]
 
     @binding(None)
@@ -136,7 +141,7 @@ async def test_send_reaches_the_client_and_disconnect_closes_with_going_away(nam
         await disconnect.send(CloseCode.GOING_AWAY)
         await done.recv()
 
-    async with serve(handler) as server, client(server) as ws:
+    async with serving(handler) as server, client(server) as ws:
         frames, code = await read_until_closed(ws)
 
     assert len(frames) >= 3
@@ -156,7 +161,9 @@ def test_options_keep_what_was_set_and_default_the_rest() -> None:
     assert options.pong_wait == 60
 
 
-async def test_allowed_cross_origin_passes_the_origin_check_and_a_plain_get_gets_400() -> None:
+async def test_allowed_cross_origin_passes_the_origin_check_and_a_plain_get_gets_400(
+    serving: Serving,
+) -> None:
     options = Options(allowed_origin=r"https?://allowed\.com$")
     ran = asyncio.Event()
 
@@ -165,18 +172,21 @@ async def test_allowed_cross_origin_passes_the_origin_check_and_a_plain_get_gets
         ran.set()
         await sender.send("welcome")
 
-    async with serve(wschannels.asgi(handler), options) as server:
+    async with serving(handler, options) as server:
         async with httpx.AsyncClient(timeout=WAIT) as http:
             plain = await http.get(server.http + "/", headers={"Origin": "http://allowed.com"})
         async with client(server, origin="http://allowed.com") as ws:
             greeting = await asyncio.wait_for(ws.recv(), WAIT)
 
-    assert plain.status_code == 400
+    # websockets insists on the upgrade: 426 (with "Upgrade: websocket") instead of 400.
+    assert plain.status_code == (426 if name_of(serving) == "websockets" else 400)
     assert greeting == "welcome"
     assert ran.is_set()
 
 
-async def test_disallowed_cross_origin_gets_403_and_the_handler_never_runs() -> None:
+async def test_disallowed_cross_origin_gets_403_and_the_handler_never_runs(
+    serving: Serving,
+) -> None:
     ran = asyncio.Event()
 
     @wschannels.messages()
@@ -184,7 +194,7 @@ async def test_disallowed_cross_origin_gets_403_and_the_handler_never_runs() -> 
         ran.set()
         await done.recv()
 
-    async with serve(handler) as server:
+    async with serving(handler) as server:
         with pytest.raises(InvalidStatus) as refused:
             async with client(server, origin="http://somewhere.com"):
                 pass
@@ -193,16 +203,19 @@ async def test_disallowed_cross_origin_gets_403_and_the_handler_never_runs() -> 
     assert not ran.is_set()
 
 
-async def test_disallowed_method_gets_405_allowing_only_get() -> None:
+async def test_disallowed_method_gets_405_allowing_only_get(serving: Serving) -> None:
     @wschannels.messages()
     async def handler(done: Done) -> None:
         await done.recv()
 
-    async with serve(wschannels.asgi(handler)) as server, httpx.AsyncClient(timeout=WAIT) as http:
+    async with serving(handler) as server, httpx.AsyncClient(timeout=WAIT) as http:
         response = await http.post(server.http + "/", headers={"Origin": server.origin})
 
-    assert response.status_code == 405
-    assert response.headers["allow"] == "GET"
+    if name_of(serving) == "picows":  # picows routes no methods: its own parser refuses
+        assert response.status_code == 400
+    else:
+        assert response.status_code == 405
+        assert response.headers["allow"] in ("GET", "GET,HEAD")  # aiohttp's add_get adds HEAD
 
 
 # -- the seed's faults, not repeated ------------------------------------------------------
@@ -214,8 +227,10 @@ async def greeter(sender: Sender[str]) -> None:
 
 
 @pytest.mark.parametrize("host", [".*", "evil.com|", "(.*)"])
-async def test_a_host_header_cannot_inject_pattern_syntax_into_the_origin_check(host: str) -> None:
-    async with serve(greeter) as server, httpx.AsyncClient(timeout=WAIT) as http:
+async def test_a_host_header_cannot_inject_pattern_syntax_into_the_origin_check(
+    host: str, serving: Serving
+) -> None:
+    async with serving(greeter) as server, httpx.AsyncClient(timeout=WAIT) as http:
         response = await http.get(
             server.http + "/", headers=upgrade_headers("http://evil.example", host=host)
         )
@@ -223,8 +238,8 @@ async def test_a_host_header_cannot_inject_pattern_syntax_into_the_origin_check(
     assert (response.status_code, response.text) == (403, "Origin not allowed")
 
 
-async def test_a_dot_in_the_host_matches_only_a_dot() -> None:
-    async with serve(greeter) as server:
+async def test_a_dot_in_the_host_matches_only_a_dot(serving: Serving) -> None:
+    async with serving(greeter) as server:
         lookalike = f"http://127x0x0x1:{server.port}"  # the host is 127.0.0.1:PORT
         with pytest.raises(InvalidStatus) as refused:
             async with client(server, origin=lookalike):
@@ -234,8 +249,8 @@ async def test_a_dot_in_the_host_matches_only_a_dot() -> None:
 
 
 @pytest.mark.parametrize("prefix", ["http://evil.com/", "http://evil.com?", "evil"])
-async def test_the_origin_match_is_anchored_at_the_start(prefix: str) -> None:
-    async with serve(greeter) as server:
+async def test_the_origin_match_is_anchored_at_the_start(prefix: str, serving: Serving) -> None:
+    async with serving(greeter) as server:
         with pytest.raises(InvalidStatus) as refused:
             async with client(server, origin=prefix + server.origin):
                 pass
@@ -243,7 +258,7 @@ async def test_the_origin_match_is_anchored_at_the_start(prefix: str) -> None:
     assert refused.value.response.status_code == 403
 
 
-async def test_zero_buffers_can_be_set_and_messages_still_flow_both_ways() -> None:
+async def test_zero_buffers_can_be_set_and_messages_still_flow_both_ways(serving: Serving) -> None:
     options = Options(send_channel_buffer=0, recv_channel_buffer=0)
     assert (options.send_channel_buffer, options.recv_channel_buffer) == (0, 0)
 
@@ -255,7 +270,7 @@ async def test_zero_buffers_can_be_set_and_messages_still_flow_both_ways() -> No
                 return
             await sender.send(value)
 
-    async with serve(echo, options) as server, client(server) as ws:
+    async with serving(echo, options) as server, client(server) as ws:
         for number in range(20):
             await ws.send(f"message {number}")
         async with asyncio.timeout(WAIT):
@@ -264,7 +279,7 @@ async def test_zero_buffers_can_be_set_and_messages_still_flow_both_ways() -> No
     assert echoes == [f"message {number}" for number in range(20)]
 
 
-async def test_a_handler_that_never_reads_errors_still_sees_done() -> None:
+async def test_a_handler_that_never_reads_errors_still_sees_done(serving: Serving) -> None:
     options = Options(errors_channel_buffer=4)
     outcome: asyncio.Queue[int] = asyncio.Queue()
 
@@ -273,7 +288,7 @@ async def test_a_handler_that_never_reads_errors_still_sees_done() -> None:
         await done.recv()
         outcome.put_nowait(len(errors))
 
-    async with serve(handler, options) as server:
+    async with serving(handler, options) as server:
         async with client(server) as ws:
             for _ in range(50):
                 await ws.send("not json")
@@ -283,7 +298,7 @@ async def test_a_handler_that_never_reads_errors_still_sees_done() -> None:
     assert 0 < unread_errors <= 4  # the oldest were dropped, nothing waited on them
 
 
-async def test_done_comes_only_after_every_buffered_message_was_received() -> None:
+async def test_done_comes_only_after_every_buffered_message_was_received(serving: Serving) -> None:
     options = Options(recv_channel_buffer=200)
     client_gone = asyncio.Event()
     seen: asyncio.Queue[list[str]] = asyncio.Queue()
@@ -299,7 +314,7 @@ async def test_done_comes_only_after_every_buffered_message_was_received() -> No
             received.append(value)
         seen.put_nowait(received)
 
-    async with serve(handler) as server:
+    async with serving(handler) as server:
         async with client(server) as ws:
             for number in range(100):
                 await ws.send(str(number))
@@ -309,21 +324,23 @@ async def test_done_comes_only_after_every_buffered_message_was_received() -> No
     assert received == [str(number) for number in range(100)]
 
 
-async def test_messages_sent_before_the_disconnect_all_reach_the_client_first() -> None:
+async def test_messages_sent_before_the_disconnect_all_reach_the_client_first(
+    serving: Serving,
+) -> None:
     @wschannels.bytes_messages()
     async def handler(sender: Sender[bytes], disconnect: Disconnect) -> None:
         for number in range(200):
             await sender.send(number.to_bytes(2, "big") * 5000)
         await disconnect.send(CloseCode.SERVICE_RESTART)
 
-    async with serve(handler) as server, client(server) as ws:
+    async with serving(handler) as server, client(server) as ws:
         frames, code = await read_until_closed(ws)
 
     assert [frame[:2] for frame in frames] == [number.to_bytes(2, "big") for number in range(200)]
     assert code == CloseCode.SERVICE_RESTART
 
 
-async def test_a_handler_that_never_reads_its_receiver_still_sees_done() -> None:
+async def test_a_handler_that_never_reads_its_receiver_still_sees_done(serving: Serving) -> None:
     options = Options(recv_channel_buffer=2, pong_wait=1.0, ping_period=0.8)
     outcome: asyncio.Queue[bool] = asyncio.Queue()
     give_up: Channel[None] = Channel()
@@ -333,7 +350,7 @@ async def test_a_handler_that_never_reads_its_receiver_still_sees_done() -> None
         chosen, _, _ = await select(done, give_up)
         outcome.put_nowait(chosen is done)
 
-    async with serve(handler, options) as server:
+    async with serving(handler, options) as server:
         async with client(server) as ws:
             for number in range(20):
                 await ws.send(str(number))

@@ -2,8 +2,9 @@
 
 ``app.router.add_get("/rooms/{name}", aiohttp_route(room))`` serves ``room``
 at that path: aiohttp routes the request (405 for another method, 404 for
-an unknown path), this adapter refuses another origin (403) and a GET that
-is not a WebSocket upgrade (400), then carries the session over aiohttp's
+an unknown path), this adapter refuses another origin (403), a GET that
+is not a WebSocket upgrade (400) and another protocol version than 13
+(426: aiohttp takes drafts 7 and 8), then carries the session over aiohttp's
 ``WebSocketResponse``: one reader task per connection feeds the engine, and
 writes go through aiohttp without a task while the socket has room
 (:mod:`.stepping`). Path parameters (``request.match_info``) are passed by
@@ -35,7 +36,15 @@ from ..codecs import Frame
 from ..engine import Connection
 from ..errors import excerpt
 from ..handler import HandlerSpec, spec_of
-from ..session import SHUTTING_DOWN, Refusal, check_origin, open_connection, serve
+from ..session import (
+    NOT_AN_UPGRADE,
+    SHUTTING_DOWN,
+    Refusal,
+    check_origin,
+    check_version,
+    open_connection,
+    serve,
+)
 from .drain import Drain
 from .stepping import run_soon
 
@@ -43,7 +52,6 @@ __all__ = ["aiohttp_route", "aiohttp_setup"]
 
 _DRAIN = web.AppKey("wschannels.drain", Drain)
 _SUPPLIED = {web.Request: "the request"}
-_NOT_AN_UPGRADE = Refusal(400, b"Bad Request: expected a WebSocket upgrade")
 
 _DATA = (WSMsgType.TEXT, WSMsgType.BINARY)
 
@@ -139,7 +147,11 @@ class _AiohttpTransport:
 
 def _refusal(refusal: Refusal) -> web.Response:
     return web.Response(
-        status=refusal.status, body=refusal.body, content_type="text/plain", charset="utf-8"
+        status=refusal.status,
+        body=refusal.body,
+        headers=dict(refusal.headers),
+        content_type="text/plain",
+        charset="utf-8",
     )
 
 
@@ -180,7 +192,10 @@ def aiohttp_route(handler: Any) -> Callable[[web.Request], Awaitable[web.StreamR
             compress=False,
         )
         if not ws.can_prepare(request).ok:
-            return _refusal(_NOT_AN_UPGRADE)
+            return _refusal(NOT_AN_UPGRADE)
+        refusal = check_version(headers.get("Sec-WebSocket-Version"))  # aiohttp takes 7 and 8
+        if refusal is not None:
+            return _refusal(refusal)
         await ws.prepare(request)
         transport = _AiohttpTransport(ws, request)
         connection = open_connection(spec, transport, peer, keepalive=True)

@@ -29,7 +29,7 @@ from starlette.websockets import WebSocket
 from ..codecs import Frame
 from ..engine import Connection
 from ..handler import HandlerSpec, spec_of
-from ..session import Refusal, check_origin, open_connection, serve
+from ..session import NOT_AN_UPGRADE, Refusal, check_origin, open_connection, serve
 from .stepping import finish, run_soon, step, when_ready
 
 __all__ = ["AsgiTransport", "asgi", "serve_asgi", "starlette_endpoint"]
@@ -290,7 +290,7 @@ async def _refuse_http(scope: Scope, send: Send) -> None:
         status, body = 405, b"Method Not Allowed"
         headers = [(b"allow", b"GET")]
     else:
-        status, body = 400, b"Bad Request: expected a WebSocket upgrade"
+        status, body = NOT_AN_UPGRADE.status, NOT_AN_UPGRADE.body
         headers = []
     headers += [
         (b"content-type", b"text/plain; charset=utf-8"),

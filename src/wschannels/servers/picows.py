@@ -40,7 +40,16 @@ from ..codecs import Frame
 from ..engine import Connection
 from ..errors import InvalidMessage
 from ..options import Options
-from ..session import NOT_FOUND, SHUTTING_DOWN, Refusal, check_origin, open_connection, serve
+from ..session import (
+    NOT_AN_UPGRADE,
+    NOT_FOUND,
+    SHUTTING_DOWN,
+    Refusal,
+    check_origin,
+    check_version,
+    open_connection,
+    serve,
+)
 from .drain import Drain, DrainingServer, announce, run_until_signalled
 from .routing import Route, Routes
 
@@ -332,34 +341,31 @@ class PicowsServer(DrainingServer):
             self._server.close()
 
     def _listener(self, request: WSUpgradeRequest) -> Any:
-        """picows' listener factory: route, check the version and the origin, or refuse."""
+        """picows' listener factory: route, check the origin, the upgrade and its version."""
         if self.drain.closing:
             return _refuse(SHUTTING_DOWN)
-        headers = request.headers
-        if headers.get("Sec-WebSocket-Version") != "13":
-            return _refuse(
-                Refusal(426, b"Upgrade Required: WebSocket version 13"),
-                {"Sec-WebSocket-Version": "13"},
-            )
         found = self._routes.match(request.path.decode("latin-1"))
         if found is None:
             return _refuse(NOT_FOUND)
         route, arguments = found
+        headers = request.headers
         refusal = check_origin(
             route.spec, headers.get("Origin"), headers.get("Host"), f"picows {route.template}"
         )
+        if refusal is None and "websocket" not in headers.get("Upgrade", "").lower():
+            refusal = NOT_AN_UPGRADE
+        if refusal is None:
+            refusal = check_version(headers.get("Sec-WebSocket-Version"))
         if refusal is not None:
             return _refuse(refusal)
         return _PicowsTransport(self, route, arguments)
 
 
-def _refuse(
-    refusal: Refusal, headers: dict[str, str] | None = None
-) -> WSUpgradeResponseWithListener:
+def _refuse(refusal: Refusal) -> WSUpgradeResponseWithListener:
     response = WSUpgradeResponse.create_error_response(
         refusal.status,
         refusal.body,
-        {"Content-Type": "text/plain; charset=utf-8", **(headers or {})},
+        {"Content-Type": "text/plain; charset=utf-8", **dict(refusal.headers)},
     )
     return WSUpgradeResponseWithListener(response, None)
 
