@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["CloseCode", "check_sendable", "valid_from_peer"]
+__all__ = ["CloseCode", "answer_to_close", "check_sendable", "valid_from_peer"]
 
 
 class CloseCode(IntEnum):
@@ -56,3 +56,18 @@ def valid_from_peer(code: int) -> bool:
     1016-2999, 5000 and up) is a protocol error.
     """
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def answer_to_close(code: int | None) -> tuple[int, int]:
+    """For the client's close frame carrying ``code`` (None: no code), (the code the
+    connection ended with, the code to answer with).
+
+    A valid code is echoed; no code is answered with 1000 and recorded as 1005;
+    a code the client may not send (see :func:`valid_from_peer`) is a protocol
+    error, answered and recorded as 1002.
+    """
+    if code is None:
+        return CloseCode.NO_STATUS_RCVD, CloseCode.NORMAL_CLOSURE
+    if not valid_from_peer(code):
+        return CloseCode.PROTOCOL_ERROR, CloseCode.PROTOCOL_ERROR
+    return code, code

@@ -31,7 +31,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.http_websocket import WebSocketError
 
-from ..close_codes import CloseCode
+from ..close_codes import CloseCode, answer_to_close
 from ..codecs import Frame
 from ..engine import Connection
 from ..errors import excerpt
@@ -87,9 +87,10 @@ class _AiohttpTransport:
                 on_pong, self._on_pong = self._on_pong, None
                 if on_pong is not None:
                     on_pong()
-            elif kind is WSMsgType.CLOSE:  # the client's close, already answered by aiohttp
-                code = message.data
-                connection.peer_closed(code if code else CloseCode.NO_STATUS_RCVD)
+            elif kind is WSMsgType.CLOSE:  # the client's close: answered here, not by aiohttp
+                code, reply = answer_to_close(message.data or None)
+                self._closing = self._loop.create_task(ws.close(code=reply, drain=False))
+                connection.peer_closed(code)
                 return
             else:  # CLOSING (our close is under way), CLOSED, or ERROR
                 if kind is WSMsgType.ERROR:
@@ -190,6 +191,7 @@ def aiohttp_route(handler: Any) -> Callable[[web.Request], Awaitable[web.StreamR
             heartbeat=None,  # the engine pings, with the handler's own options
             max_msg_size=spec.options.max_message_size,
             compress=False,
+            autoclose=False,  # the reader answers the client's close: aiohttp takes 1006 in it
         )
         if not ws.can_prepare(request).ok:
             return _refusal(NOT_AN_UPGRADE)

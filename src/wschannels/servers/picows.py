@@ -35,7 +35,7 @@ from picows import (
     ws_create_server,
 )
 
-from ..close_codes import CloseCode, valid_from_peer
+from ..close_codes import CloseCode, answer_to_close
 from ..codecs import Frame
 from ..engine import Connection
 from ..errors import InvalidMessage
@@ -59,6 +59,7 @@ _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
 _CONTINUATION = WSMsgType.CONTINUATION
 _CLOSE = WSMsgType.CLOSE
+_PING = WSMsgType.PING
 _PONG = WSMsgType.PONG
 
 _logger = logging.getLogger("wschannels")
@@ -134,6 +135,9 @@ class _PicowsTransport(WSListener):
         if frame.rsv1 or frame.rsv2 or frame.rsv3:
             self._fail(CloseCode.PROTOCOL_ERROR, "a frame has reserved bits set")
             return
+        if kind is _PING:  # answered here, not by picows, so that its bits are checked first
+            transport.send_pong(frame.get_payload_as_bytes())
+            return
         if kind is _TEXT or kind is _BINARY:
             if self._fragments is not None:
                 self._fail(CloseCode.PROTOCOL_ERROR, "a new message began inside a fragmented one")
@@ -157,7 +161,6 @@ class _PicowsTransport(WSListener):
             on_pong, self._on_pong = self._on_pong, None
             if on_pong is not None:
                 on_pong()
-        # Pings are answered by picows.
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.disconnected = True
@@ -264,17 +267,10 @@ class _PicowsTransport(WSListener):
 
     def _peer_closing(self, frame: WSFrame) -> None:
         """The client's close frame: answer it, close the socket, tell the engine."""
-        code: int = int(frame.get_close_code().value)
-        reply: int
         ws = self._ws
-        if frame.payload_size >= 2 and not valid_from_peer(code):
-            reply = CloseCode.PROTOCOL_ERROR
-            code = CloseCode.PROTOCOL_ERROR
-        elif frame.payload_size < 2:
-            reply = CloseCode.NORMAL_CLOSURE
-            code = CloseCode.NO_STATUS_RCVD
-        else:
-            reply = code
+        code, reply = answer_to_close(
+            int(frame.get_close_code().value) if frame.payload_size >= 2 else None
+        )
         self._peer_code = code
         if not ws.is_close_frame_sent:
             ws.send_close(WSCloseCode(reply))
@@ -409,7 +405,7 @@ async def serve_picows(
     server = PicowsServer(compiled, max_frame_size, Drain(shutdown_timeout))
     picows_settings: dict[str, Any] = {
         "enable_auto_ping": False,  # the engine pings each connection with its route's options
-        "enable_auto_pong": True,
+        "enable_auto_pong": False,  # pings are answered after their frame is checked
         "max_frame_size": max_frame_size,
         # picows grows its read buffer as messages need; starting at 4 KiB instead of
         # 16 KiB saves 12 kB per connection at no cost in throughput.
