@@ -52,6 +52,20 @@ class RawClient:
     ) -> RawClient:
         """Open a TCP connection and send the handshake; the response is in ``response``."""
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return await cls.handshake(reader, writer, port, path, origin=origin, headers=headers)
+
+    @classmethod
+    async def handshake(
+        cls,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        port: int,
+        path: str = "/",
+        *,
+        origin: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> RawClient:
+        """Send the handshake on a TCP connection already open; read the response."""
         protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}{path}"), max_size=None)
         request = protocol.connect()
         request.headers["Origin"] = origin or f"http://127.0.0.1:{port}"

@@ -12,10 +12,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.typing import Origin
 
 import wschannels
 from wschannels import (
@@ -269,38 +267,6 @@ async def test_a_slow_client_makes_writes_wait_then_time_out() -> None:
         assert await close_code_of(ws) == CloseCode.ABNORMAL_CLOSURE
 
 
-class _Deaf(WSListener):
-    """A picows client that never answers pings."""
-
-    def __init__(self) -> None:
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        if frame.msg_type == WSMsgType.CLOSE:
-            transport.disconnect()
-
-    def on_ws_disconnected(self, transport: WSTransport) -> None:
-        self.closed.set_result(None)
-
-
-async def test_a_peer_that_answers_no_ping_is_dropped_after_pong_wait() -> None:
-    ended = asyncio.Event()
-
-    @wschannels.messages(Options(ping_period=0.2, pong_wait=0.5))
-    async def wait_for_done(done: Done) -> None:
-        await done.recv()
-        ended.set()
-
-    async with serving({"/": wait_for_done}) as server:
-        url = f"ws://127.0.0.1:{server.port}/"
-        origin = {"Origin": f"http://127.0.0.1:{server.port}"}
-        _, deaf = await ws_connect(_Deaf, url, enable_auto_pong=False, extra_headers=origin)
-        assert isinstance(deaf, _Deaf)
-        async with asyncio.timeout(10):
-            await deaf.closed
-            await ended.wait()
-
-
 async def test_a_hub_room_across_picows_connections_reaches_every_member() -> None:
     hub = wschannels.Hub()
 
@@ -327,52 +293,6 @@ async def test_a_hub_room_across_picows_connections_reaches_every_member() -> No
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(eve.recv(), 0.2)
         await eventually(lambda: hub.local_count("lobby") == 0)
-
-
-async def test_closing_the_server_closes_every_connection_with_1001_and_leaves_no_task() -> None:
-    handlers_done = 0
-
-    @wschannels.messages()
-    async def stay(receiver: Receiver[str], done: Done) -> None:
-        nonlocal handlers_done
-        await done.recv()
-        handlers_done += 1
-
-    server = await serve_picows({"/": stay}, "127.0.0.1", 0)
-    clients = [await client(server).__aenter__() for _ in range(3)]
-    await eventually(lambda: server.connections == 3)
-    server.close()
-    await asyncio.wait_for(server.wait_closed(), 10)
-    assert handlers_done == 3
-    assert server.connections == 0
-    for ws in clients:
-        assert await close_code_of(ws) == CloseCode.GOING_AWAY
-    assert [task for task in asyncio.all_tasks() if task is not asyncio.current_task()] == []
-    with pytest.raises(OSError):
-        async with client(server):
-            pass
-
-
-async def test_a_handler_that_ignores_the_shutdown_is_cancelled_after_the_timeout() -> None:
-    cancelled = asyncio.Event()
-
-    @wschannels.messages(Options(skip_logging=True))
-    async def stubborn(sender: Sender[str]) -> None:
-        try:
-            await sender.send("ready")
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
-    server = await serve_picows({"/": stubborn}, "127.0.0.1", 0, shutdown_timeout=0.3)
-    async with client(server) as ws:
-        assert await ws.recv() == "ready"
-        server.close()
-        await asyncio.wait_for(server.wait_closed(), 10)
-        assert cancelled.is_set()
-        await close_code_of(ws)
-    assert [task for task in asyncio.all_tasks() if task is not asyncio.current_task()] == []
 
 
 async def test_a_handler_that_leaves_its_receiver_full_holds_the_client_back() -> None:
@@ -416,51 +336,3 @@ async def test_a_receiver_left_full_for_pong_wait_closes_with_1013_and_is_report
         assert await close_code_of(ws) == CloseCode.TRY_AGAIN_LATER
     await eventually(lambda: seen)
     assert isinstance(seen[0], wschannels.ReceiverStalled)
-
-
-RUN_PICOWS = """
-import sys
-import wschannels
-from wschannels import Receiver, Sender
-from wschannels.servers.picows import run_picows
-
-@wschannels.messages()
-async def echo(receiver: Receiver[str], sender: Sender[str]) -> None:
-    async for text in receiver:
-        await sender.send(text)
-
-run_picows({"/": echo}, host="127.0.0.1", port=int(sys.argv[1]))
-"""
-
-
-async def test_run_picows_serves_until_sigterm() -> None:
-    import signal
-    import socket
-    import sys
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", RUN_PICOWS, str(port), stderr=asyncio.subprocess.DEVNULL
-    )
-    try:
-        url = f"ws://127.0.0.1:{port}/"
-        async with asyncio.timeout(20):
-            while True:
-                try:
-                    origin = Origin(f"http://127.0.0.1:{port}")
-                    ws = await connect(url, origin=origin, compression=None)
-                    break
-                except OSError:
-                    await asyncio.sleep(0.05)
-        async with ws:
-            await ws.send("ping")
-            assert await ws.recv() == "ping"
-            process.send_signal(signal.SIGTERM)
-            assert await close_code_of(ws) == CloseCode.GOING_AWAY
-        assert await asyncio.wait_for(process.wait(), 10) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
