@@ -83,13 +83,19 @@ async def on_aiohttp(
     for path, each in _routes(handler, routes).items():
         app.router.add_get(path, wschannels.aiohttp_route(each))
     wschannels.aiohttp_setup(app)
+    async with on_aiohttp_app(app) as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def on_aiohttp_app(app: web.Application) -> AsyncIterator[Server]:
+    """Run an aiohttp application on a free port; its shutdown runs at the end of the block."""
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     try:
-        port = runner.addresses[0][1]
-        yield Server(port)
+        yield Server(runner.addresses[0][1])
     finally:
         await runner.cleanup()
 

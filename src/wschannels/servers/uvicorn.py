@@ -60,6 +60,9 @@ def run(
 ) -> None:
     """Serve ``app`` (an ASGI app, or a decorated handler) with uvicorn until stopped.
 
+    On SIGINT or SIGTERM uvicorn's own shutdown applies: it closes open
+    WebSockets with 1012 (service restart) and waits for the handlers.
+
     Args:
         app: an ASGI application, or a handler decorated by a binding.
         options: the binding options whose keepalive and size limits the server enforces.
