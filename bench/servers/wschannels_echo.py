@@ -3,7 +3,8 @@
 `--form route` serves Starlette `WebSocketRoute`s under uvicorn: `/` with
 `@wschannels.messages()` and `/json` with `@wschannels.json(Msg)`; `--form asgi` serves the
 bare `wschannels.asgi(handler)` app of the `messages()` handler on every path; `--form picows`
-serves the same two handlers on the picows transport (no ASGI server at all).
+serves the same two handlers on the picows transport (no ASGI server at all), `--form
+websockets` on the websockets library's server and `--form aiohttp` as aiohttp routes.
 """
 
 from __future__ import annotations
@@ -52,12 +53,27 @@ def app_for(form: str) -> Any:
 
 if __name__ == "__main__":
     parser = uvicorn_args(__doc__ or "")
-    parser.add_argument("--form", choices=["route", "asgi", "picows"], default="route")
+    parser.add_argument(
+        "--form", choices=["route", "asgi", "picows", "websockets", "aiohttp"], default="route"
+    )
     args = parser.parse_args()
+    routes = {"/": echo_text, "/json": echo_json}
     if args.form == "picows":
-        from wschannels.servers.picows import run_picows
+        raise_open_files_limit()
+        wschannels.run_picows(routes, "127.0.0.1", args.port, backlog=4096)
+    elif args.form == "websockets":
+        raise_open_files_limit()
+        wschannels.run_websockets(routes, "127.0.0.1", args.port, backlog=4096)
+    elif args.form == "aiohttp":
+        import uvloop
+        from aiohttp import web
 
         raise_open_files_limit()
-        run_picows({"/": echo_text, "/json": echo_json}, "127.0.0.1", args.port, backlog=4096)
+        app = web.Application()
+        for path, handler in routes.items():
+            app.router.add_get(path, wschannels.aiohttp_route(handler))
+        wschannels.aiohttp_setup(app)
+        uvloop.install()
+        web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
     else:
         serve(app_for(args.form), args.port, args.ws)

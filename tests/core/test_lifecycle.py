@@ -318,3 +318,52 @@ async def test_an_unbuffered_sender_and_receiver_still_carry_every_message(
             await ws.send(str(index))
         replies = [await asyncio.wait_for(ws.recv(), 10) for _ in range(50)]
         assert replies == [str(index) for index in range(50)]
+
+
+async def test_a_handler_that_leaves_its_receiver_full_holds_the_client_back(
+    serving: Serving,
+) -> None:
+    release = asyncio.Event()
+
+    @wschannels.bytes_messages(Options(ping_period=None, pong_wait=None))
+    async def deaf(receiver: Receiver[bytes]) -> None:
+        await release.wait()
+
+    chunk = b"x" * 60_000
+    async with serving(deaf) as server, client(server) as ws:
+        held_back = False
+        for _ in range(2000):  # 120 MB if nothing held the client back
+            try:
+                await asyncio.wait_for(ws.send(chunk), 1.0)
+            except TimeoutError:
+                held_back = True
+                break
+        assert held_back
+        release.set()  # the handler returns: what was held back is discarded, the close read
+        assert await close_code_of(ws) == CloseCode.NORMAL_CLOSURE
+
+
+async def test_a_receiver_left_full_for_pong_wait_closes_with_1013_and_is_reported(
+    serving: Serving,
+) -> None:
+    seen: list[Exception] = []
+
+    @wschannels.messages(
+        Options(ping_period=0.2, pong_wait=0.6, recv_channel_buffer=2, skip_logging=True)
+    )
+    async def stuck(receiver: Receiver[str], errors: Errors, done: Done) -> None:
+        await receiver.recv()
+        while True:
+            chosen, value, _ = await select(errors, done)  # the receiver is never read again
+            if chosen is done:
+                return
+            seen.append(value)
+
+    async with serving(stuck) as server, client(server) as ws:
+        for index in range(200):
+            await ws.send(f"m{index}")
+        assert await close_code_of(ws) == CloseCode.TRY_AGAIN_LATER
+    async with asyncio.timeout(10):
+        while not seen:
+            await asyncio.sleep(0.01)
+    assert isinstance(seen[0], wschannels.ReceiverStalled)

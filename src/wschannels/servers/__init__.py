@@ -1,6 +1,9 @@
 """Server adapters: each carries the session pipeline over one server's API.
 
 ``asgi`` (Starlette, FastAPI and any ASGI server), ``uvicorn`` (the default
-runner), ``picows`` (frames from C, the fastest), ``memory`` (no socket: for
-tests); ``routing`` is the path routing of the ``serve_*`` servers.
+runner), ``picows`` (frames from C, the fastest), ``websockets`` (the
+websockets library's asyncio server), ``aiohttp`` (aiohttp request
+handlers). Shared by them: ``routing`` (the path routing of the ``serve_*``
+servers), ``drain`` (their open sessions and graceful shutdown) and
+``stepping`` (a server's coroutines run without a task while they do not wait).
 """

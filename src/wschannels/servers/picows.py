@@ -8,9 +8,12 @@ fastest way to serve a handler.
 
 picows leaves some of RFC 6455's checks to the application; this adapter
 does them, so that the picows path is as strict as the other servers: the
-reserved bits (no extension is negotiated), fragment order, UTF-8 of text
-messages and close codes each close the connection with 1002 or 1007, and
-a handshake for another protocol version than 13 gets 426.
+reserved bits (no extension is negotiated; checked on pings too, which the
+adapter answers for that reason), fragment order, UTF-8 of text messages
+and close codes each close the connection with 1002 or 1007, a GET that is
+not an upgrade gets 400 and another protocol version than 13 gets 426.
+One case stays picows' own: when a frame cannot be parsed (a second close
+frame, say), picows does not deliver the frame before it in the same read.
 
 picows exposes ping and pong, so each connection is kept alive by the
 engine with its own route's ``ping_period`` and ``pong_wait``.
