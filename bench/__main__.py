@@ -128,7 +128,7 @@ def notes(plan: suite.Plan) -> list[str]:
     """Facts about this run a reader needs beside the numbers."""
     out: list[str] = []
     transports = suite.wschannels_transports()
-    covered = {"asgi", "picows"}
+    covered = {"aiohttp", "asgi", "picows", "websockets"}
     missing = [t for t in transports if t not in covered]
     out.append(
         "wschannels server adapters found in src/wschannels/servers/: "

@@ -161,7 +161,7 @@ def echo_servers() -> list[EchoServer]:
 def wschannels_transports() -> list[str]:
     """Server adapters in src/wschannels/servers/ (asgi is the one under uvicorn)."""
     folder = REPO / "src" / "wschannels" / "servers"
-    helpers = {"memory", "routing", "uvicorn"}  # not servers of their own
+    helpers = {"drain", "memory", "routing", "stepping", "uvicorn"}  # not servers of their own
     return sorted(
         m.name
         for m in pkgutil.iter_modules([str(folder)])
