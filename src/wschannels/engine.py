@@ -273,6 +273,7 @@ class Connection:
         "_send_capacity",
         "_stall_timer",
         "_transport",
+        "_violated",
         "_write_timer",
         "_written_some",
         "codec",
@@ -315,6 +316,7 @@ class Connection:
         self._paused_at = 0.0
         self._stall_timer: asyncio.TimerHandle | None = None
         self._peer_code: int | None = None  # the client ended while messages were held
+        self._violated = False  # the client broke the protocol: nothing more is received
         # Writing: frames waiting for the socket, (frame, nbytes); nbytes < 0 marks
         # an item from the handler's sender, else a Hub delivery of that size.
         self._send_capacity = options.send_channel_buffer
@@ -394,7 +396,7 @@ class Connection:
         """
         self._messages_in += 1
         receiver = self._receiver
-        if receiver is None or self.state is State.CLOSED:
+        if receiver is None or self.state is State.CLOSED or self._violated:
             self._messages_discarded += 1
             return True
         limit = self.options.max_message_size
@@ -505,9 +507,19 @@ class Connection:
             self.disconnect(CloseCode.INVALID_FRAME_PAYLOAD_DATA)
 
     def protocol_error(self, code: int, why: str) -> None:
-        """The client broke the protocol (the adapter checked it): close with ``code``."""
+        """The client broke the protocol (the adapter checked it): close with ``code``.
+
+        Nothing it sends from now on is received. What it sent before is still
+        the handler's, and the close goes out one loop turn later, after the
+        replies the handler makes to those messages at once: as strict as a
+        server answering from its read loop (Autobahn's cases 3.2, 5.15).
+        """
+        if self.state is not State.OPEN or self._violated:
+            return
         self.log.warning("%s: closing with %d", why, code)
-        self.disconnect(code)
+        self._violated = True
+        self._close_code = code  # the first code wins, also over the client's reply
+        self._loop.call_soon(self.disconnect, code)
 
     def peer_closed(self, code: int) -> None:
         """The client closed (its code), or the connection was lost (1006)."""
