@@ -1,7 +1,7 @@
 """`python -m bench`: run the benchmark suite and write docs/benchmarks/.
 
-    python -m bench                      # the whole suite (~15 min on 2 cores)
-    python -m bench --quick              # a ~2-minute smoke run of every scenario
+    python -m bench                      # the whole suite (~25 min on 2 cores)
+    python -m bench --quick              # a ~3-minute smoke run of every scenario
     python -m bench --scenarios echo --servers starlette-sansio,wschannels
     python -m bench --scenarios profile  # py-spy profiles of the echo servers under load
     python -m bench --baseline 'go=./echo-server -port {port}'   # an external server beside ours
