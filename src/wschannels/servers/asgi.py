@@ -22,6 +22,7 @@ import asyncio
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from types import CoroutineType
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -40,14 +41,45 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def _step(coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
-    """Resume ``coro`` until it returns or waits: (True, its result) or (False, what it waits on).
+class _Steps:
+    """A non-coroutine awaitable's iterator, stepped like a coroutine (``send(None)``)."""
 
-    What it waits on is a future (or None for a bare ``yield``, asking for
-    one loop turn). Raises what the coroutine raises.
+    __slots__ = ("_iterator",)
+
+    def __init__(self, awaitable: Awaitable[Any]) -> None:
+        self._iterator = awaitable.__await__()
+
+    def send(self, _: None) -> Any:
+        return next(self._iterator)
+
+    def close(self) -> None:
+        close = getattr(self._iterator, "close", None)
+        if close is not None:
+            close()
+
+
+Steppable = Coroutine[Any, Any, Any] | _Steps
+
+
+def _begin(awaitable: Awaitable[Any]) -> Steppable:
+    """What :func:`_step` resumes: a coroutine itself, or any other awaitable's iterator.
+
+    Some servers (granian) hand out awaitables that are not coroutines.
+    """
+    if type(awaitable) is CoroutineType:
+        return awaitable
+    return _Steps(awaitable)
+
+
+def _step(steps: Steppable) -> tuple[bool, Any]:
+    """Resume an awaitable until it returns or waits: (True, result) or (False, what it waits on).
+
+    What it waits on is a future, or another object with ``add_done_callback``
+    that an asyncio task would wait on, or None for a bare ``yield`` (one loop
+    turn). Raises what the awaitable raises.
     """
     try:
-        yielded = coro.send(None)
+        yielded = steps.send(None)
     except StopIteration as stop:
         return True, stop.value
     if yielded is not None:
@@ -56,26 +88,32 @@ def _step(coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
 
 
 def _when_ready(waited: Any, callback: Callable[[Any], None]) -> None:
-    """Call ``callback`` once what a stepped coroutine waits on is ready."""
+    """Call ``callback`` once what a stepped awaitable waits on is ready."""
     if waited is None:
         asyncio.get_running_loop().call_soon(callback, None)
     else:
         waited.add_done_callback(callback)
 
 
-async def _finish(coro: Coroutine[Any, Any, Any], waited: Any) -> None:
-    """Drive a coroutine that :func:`_step` started to its end, as a task would."""
+async def _finish(steps: Steppable, waited: Any) -> None:
+    """Drive an awaitable that :func:`_step` started to its end, as a task would."""
+    loop = asyncio.get_running_loop()
     while True:
-        if waited is None:
-            await asyncio.sleep(0)
-        else:
-            try:
-                await asyncio.wait((waited,))
-            except asyncio.CancelledError:
-                waited.cancel()  # the coroutine sees the cancellation when resumed
-        done, waited = _step(coro)
+        ready: asyncio.Future[None] = loop.create_future()
+        _when_ready(waited, functools.partial(_set_ready, ready))
+        try:
+            await ready
+        except asyncio.CancelledError:
+            if waited is None or not waited.cancel():
+                raise  # the awaitable sees the cancellation when resumed, if it can
+        done, waited = _step(steps)
         if done:
             return
+
+
+def _set_ready(ready: asyncio.Future[None], _: object) -> None:
+    if not ready.done():
+        ready.set_result(None)
 
 
 class AsgiTransport:
@@ -88,7 +126,7 @@ class AsgiTransport:
         self._send = send
         self._loop = asyncio.get_running_loop()
         self._connection: Connection | None = None
-        self._reading: Coroutine[Any, Any, Any] | None = None  # the receive() in flight
+        self._reading: Steppable | None = None  # the receive() in flight
         self._paused = False
         self._closed = False
 
@@ -115,8 +153,7 @@ class AsgiTransport:
             if reading is None:
                 if self._paused:  # a read in flight still completes: its event is taken
                     return
-                reading = self._reading = self._receive()  # type: ignore[assignment]
-                assert reading is not None
+                reading = self._reading = _begin(self._receive())
             try:
                 done, result = _step(reading)
             except Exception as error:
@@ -159,19 +196,19 @@ class AsgiTransport:
 
     def write(self, frame: Frame) -> Awaitable[None] | None:
         if type(frame) is str:
-            coro = self._send({"type": "websocket.send", "text": frame})
+            steps = _begin(self._send({"type": "websocket.send", "text": frame}))
         else:
-            coro = self._send({"type": "websocket.send", "bytes": frame})
-        done, waited = _step(coro)  # type: ignore[arg-type]
+            steps = _begin(self._send({"type": "websocket.send", "bytes": frame}))
+        done, waited = _step(steps)
         if done:
             return None
-        return self._loop.create_task(_finish(coro, waited))  # type: ignore[arg-type]
+        return self._loop.create_task(_finish(steps, waited))
 
     def close(self, code: int) -> None:
-        coro: Any = self._send({"type": "websocket.close", "code": code})
-        done, waited = _step(coro)
+        steps = _begin(self._send({"type": "websocket.close", "code": code}))
+        done, waited = _step(steps)
         if not done:
-            self._loop.create_task(_finish(coro, waited))
+            self._loop.create_task(_finish(steps, waited))
 
     def abort(self) -> None:
         """ASGI has no abort: stop reading; the server drops the socket when the app returns."""
