@@ -83,6 +83,7 @@ def _step(steps: Steppable) -> tuple[bool, Any]:
     except StopIteration as stop:
         return True, stop.value
     if yielded is not None:
+        # What an asyncio task does with a future it is handed (asyncio's own protocol).
         yielded._asyncio_future_blocking = False
     return False, yielded
 
