@@ -135,10 +135,10 @@ class RedisServer(SharedRedisServer):
     """The shared test redis-server, with what the hub's tests ask of it."""
 
     def numsub(self, room: str) -> int:
-        return int(self.client().pubsub_numsub(f"wschannels:room:{room}")[0][1])
+        return int(self.client().pubsub_numsub(f"wschannels:{{{room}}}:messages")[0][1])
 
     def channels(self) -> list[bytes]:
-        return list(self.client().pubsub_channels("wschannels:*"))
+        return list(self.client().pubsub_channels("wschannels:{*}:messages"))
 
 
 class AppProcess:
