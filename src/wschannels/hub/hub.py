@@ -559,6 +559,9 @@ class Hub:
         else:
             missed = entries[-last:]
             top = 0
+        missed = [
+            Entry(entry.position, _positioned(entry.frames, entry.position)) for entry in missed
+        ]
         arrived = members.catching_up.pop(member)
         assert isinstance(arrived, list)
         epoch = current.epoch if current is not None else ""
