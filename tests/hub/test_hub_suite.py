@@ -23,7 +23,7 @@ from wschannels.hub import Hub, Position
 
 from ..conftest import Server, serve
 from ..nats_server import NatsServer
-from .harness import AppProcess, RedisServer, eventually
+from .harness import AppProcess, RedisServer
 from .hubapp import create_app
 
 Connect = Callable[..., Any]
@@ -274,5 +274,3 @@ async def test_positions_have_a_compact_string_form() -> None:
     for bad in ("", "42", "x.y", "42.", "-1.abc", "42.a b", "1" * 30 + ".a"):
         with pytest.raises(ValueError, match="not a position"):
             Position.parse(bad)
-
-

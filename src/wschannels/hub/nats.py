@@ -454,7 +454,7 @@ class NatsBackend:
                 watcher = await kv.watch(f"{_token(room)}.*", ignore_deletes=True)
                 try:
                     while True:
-                        entry = await watcher.updates(timeout=self._timeout)
+                        entry = await watcher.updates(timeout=self._timeout)  # type: ignore[no-untyped-call]
                         if entry is None:
                             break
                         if entry.value:

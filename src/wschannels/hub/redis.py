@@ -747,9 +747,7 @@ class RedisBackend:
 
     def _unreachable(self, what: str) -> BackendUnavailable:
         self.failures += 1
-        return BackendUnavailable(
-            f"{self.url} is unreachable (the hub is reconnecting): {what}"
-        )
+        return BackendUnavailable(f"{self.url} is unreachable (the hub is reconnecting): {what}")
 
     async def send(self, batch: list[Outgoing], history: bool) -> list[Position | None]:
         client = self._client
