@@ -287,3 +287,25 @@ async def eventually_stats(app: AppProcess, check: Callable[[dict[str, Any]], bo
             return stats
         assert time.monotonic() < deadline, f"stats never matched: {stats}"
         await asyncio.sleep(0.05)
+
+
+async def test_a_subscription_connection_killed_by_redis_is_noticed_and_resubscribed(
+    redis_server: RedisServer, start_two_apps: StartTwoApps, connect: Connect
+) -> None:
+    one, two = start_two_apps(redis_server.url)
+    await connect(one.port, "/members/ada/killed")
+    bob = await connect(two.port, "/members/bob/killed")
+
+    # What an output-buffer limit or an operator does: Redis drops every subscriber.
+    killed = redis_server.client().client_kill_filter(_type="pubsub")
+    assert killed == 2
+
+    for app in (one, two):
+        await eventually_stats(
+            app, lambda s: s["reconnects"] == 1 and s["connected"] and s["subscriptions"] == 1
+        )
+    await eventually(lambda: redis_server.numsub("killed") == 2, what="re-subscribed")
+    assert (await one.publish("killed", "after the kill")).status_code == 200
+    await bob.wait_for(lambda got: got)
+    assert bob.texts() == ["after the kill"]
+    assert "hub lost Redis at" in one.log()
