@@ -339,6 +339,8 @@ class Hub:
         self._views: dict[str, dict[str, Any]] = {}
         self._refreshing: dict[str, asyncio.Task[None]] = {}
         self._refresh_again: set[str] = set()
+        self._unanswered: dict[Channel[PresenceEvent], int] = {}  # new watches: since when
+        self._watch_generation = 0
         self._started = False
         self._published = 0
         self._delivered = 0
@@ -417,6 +419,7 @@ class Hub:
             for channel in channels:
                 channel.close()
         self._watches.clear()
+        self._unanswered.clear()
         self._views.clear()
         self._rooms.clear()
         self._joined.clear()
@@ -647,14 +650,15 @@ class Hub:
     def _watching(self, room: str) -> Iterator[Channel[PresenceEvent]]:
         channel: Channel[PresenceEvent] = Channel(_WATCH_BUFFER)
         self._watches.setdefault(room, []).append(channel)
-        view = self._views.get(room)
-        if view is not None:
-            self._tell(channel, PresenceEvent(room, tuple(view.values()), (), tuple(view.values())))
+        # Its first event is the whole room, read after it started watching.
+        self._watch_generation += 1
+        self._unanswered[channel] = self._watch_generation
         self._refresh_presence(room)
         try:
             yield channel
         finally:
             channel.close()
+            self._unanswered.pop(channel, None)
             channels = self._watches.get(room)
             if channels is not None and channel in channels:
                 channels.remove(channel)
@@ -727,33 +731,43 @@ class Hub:
         try:
             while True:
                 self._refresh_again.discard(room)
+                generation = self._watch_generation
                 try:
                     now = await self._presence_now(room)
                 except BackendUnavailable as error:
                     self._backend_log.warning(f"hub: presence of room {room!r} not read: {error}")
                     return
-                self._announce(room, now)
+                self._announce(room, now, generation)
                 if room not in self._refresh_again:
                     return
         finally:
             self._refreshing.pop(room, None)
 
-    def _announce(self, room: str, now: dict[str, Any]) -> None:
+    def _announce(self, room: str, now: dict[str, Any], generation: int) -> None:
         channels = self._watches.get(room)
         if not channels:
             return
         before = self._views.get(room)
         self._views[room] = now
-        if before is None:
-            event = PresenceEvent(room, tuple(now.values()), (), tuple(now.values()))
-        else:
+        everyone = tuple(now.values())
+        whole = PresenceEvent(room, everyone, (), everyone)
+        event = None
+        if before is not None:
             joined = tuple(info for key, info in now.items() if key not in before)
             left = tuple(info for key, info in before.items() if key not in now)
-            if not joined and not left:
-                return
-            event = PresenceEvent(room, joined, left, tuple(now.values()))
+            if joined or left:
+                event = PresenceEvent(room, joined, left, everyone)
+        unanswered = self._unanswered
         for channel in channels:
-            self._tell(channel, event)
+            since = unanswered.get(channel)
+            if since is None:
+                if event is not None:
+                    self._tell(channel, event)
+            elif since <= generation:
+                del unanswered[channel]
+                self._tell(channel, whole)
+        if any(channel in unanswered for channel in channels):
+            self._refresh_presence(room)  # a read that began before they watched: once more
 
     @staticmethod
     def _tell(channel: Channel[PresenceEvent], event: PresenceEvent) -> None:
