@@ -30,7 +30,16 @@ from .channels import (
 from .close_codes import CloseCode
 from .codecs import InvalidMessage
 from .connection import MessageTooBig, ReceiverStalled, WriteFailed, WriteTimeout
-from .hub import BackendUnavailable, Hub, HubStatistics, SlowConsumer, SlowConsumerPolicy
+from .hub import (
+    BackendUnavailable,
+    CannotRecover,
+    Hub,
+    HubStatistics,
+    Position,
+    PresenceEvent,
+    SlowConsumer,
+    SlowConsumerPolicy,
+)
 from .integrations.asgi import asgi
 from .integrations.uvicorn import run, uvicorn_config
 from .options import LogLevel, Options
@@ -50,6 +59,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "BackendUnavailable",
+    "CannotRecover",
     "Channel",
     "ChannelClosed",
     "ChannelStatistics",
@@ -64,6 +74,8 @@ __all__ = [
     "MessageTooBig",
     "Options",
     "PicowsServer",
+    "Position",
+    "PresenceEvent",
     "Receiver",
     "ReceiverStalled",
     "SelectResult",
