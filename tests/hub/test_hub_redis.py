@@ -309,3 +309,19 @@ async def test_a_subscription_connection_killed_by_redis_is_noticed_and_resubscr
     await bob.wait_for(lambda got: got)
     assert bob.texts() == ["after the kill"]
     assert "hub lost Redis at" in one.log()
+
+
+async def test_a_full_outbox_refuses_a_publish_at_once_and_counts_it(
+    redis_server: RedisServer,
+) -> None:
+    async with Hub(redis_server.url, max_outbox_bytes=10_000, backend_timeout=5) as hub:
+        redis_server.pause()  # the outbox task is now stuck sending the first message
+        try:
+            await hub.publish("room", "x" * 6000)  # fits: an empty outbox takes any message
+            with pytest.raises(BackendUnavailable, match="outbox is full"):
+                await hub.publish("room", "y" * 6000)
+            stats = hub.statistics()
+            assert stats.outbox_refused == 1
+            assert stats.outbox_bytes > 10_000 - 6000
+        finally:
+            redis_server.resume()
