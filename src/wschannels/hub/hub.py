@@ -6,6 +6,12 @@ future, no log line per member. A member that does not keep up is found in
 that loop by one comparison (its queued bytes against ``max_queued_bytes``)
 and dealt with after it, by the hub's :class:`SlowConsumerPolicy`, so one
 stalled member never holds up a room.
+
+The backend never holds up a publish either: the other processes' part goes
+into the hub's outbox, bounded in bytes and drained in order by one task.
+Presence (who is in a room, with a small ``info`` each) and, when the hub keeps
+history, positions and recovery on ``join(since=...)`` go through the same
+``Backend`` protocol, so memory, Redis, Redis Cluster and NATS behave alike.
 """
 
 from __future__ import annotations
