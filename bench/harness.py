@@ -304,3 +304,55 @@ def redis_server() -> Iterator[str]:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def nats_server() -> Iterator[str]:
+    """A throwaway ``nats-server -js`` on a free port (server core); yields its URL."""
+    exe = shutil.which("nats-server") or (
+        "/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists() else None
+    )
+    if exe is None:
+        raise BenchError("nats-server is not installed (scripts/system-deps.sh installs it)")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as store:
+        server = Server("nats", [exe, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", store],
+                        port)  # fmt: skip
+        server.start()
+        try:
+            yield f"nats://127.0.0.1:{port}"
+        finally:
+            server.stop()
+
+
+@contextlib.contextmanager
+def redis_cluster() -> Iterator[str]:
+    """Three throwaway redis-servers joined into a cluster (no replicas); yields its URL."""
+    exe, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if exe is None or cli is None:
+        raise BenchError("redis-server and redis-cli are needed (scripts/system-deps.sh)")
+    ports: list[int] = []
+    while len(ports) < 3:
+        port = free_port()
+        if port < 55000 and port not in ports:
+            ports.append(port)
+    with tempfile.TemporaryDirectory() as directory, contextlib.ExitStack() as stack:
+        for port in ports:
+            argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", "--maxclients", "10000", "--cluster-enabled", "yes",
+                    "--cluster-config-file", f"{directory}/nodes-{port}.conf"]  # fmt: skip
+            server = Server(f"redis-{port}", argv, port)
+            server.start()
+            stack.callback(server.stop)
+        subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+                        "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=60)  # fmt: skip
+        deadline = time.monotonic() + 30
+        for port in ports:
+            while b"cluster_state:ok" not in subprocess.run(
+                [cli, "-p", str(port), "cluster", "info"], capture_output=True, timeout=10
+            ).stdout:
+                if time.monotonic() > deadline:
+                    raise BenchError("the Redis Cluster did not come up")
+                time.sleep(0.05)
+        yield f"redis+cluster://127.0.0.1:{ports[0]}"

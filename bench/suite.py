@@ -22,7 +22,9 @@ from bench.harness import (
     BenchError,
     Server,
     free_port,
+    nats_server,
     python_module,
+    redis_cluster,
     redis_server,
     run_load,
     running,
@@ -396,17 +398,34 @@ FANOUT_REDIS = [
 ]
 
 
+# The same two-process case over the Hub's other backends (only wschannels speaks them).
+FANOUT_BACKENDS = {
+    "nats": [
+        dataclasses.replace(FANOUT_LOCAL[1], label="wschannels Hub (NATS)"),
+        dataclasses.replace(FANOUT_LOCAL[2], label="wschannels Hub (NATS), picows transport"),
+    ],
+    "redis-cluster": [
+        dataclasses.replace(FANOUT_LOCAL[1], label="wschannels Hub (Redis Cluster)"),
+        dataclasses.replace(
+            FANOUT_LOCAL[2], label="wschannels Hub (Redis Cluster), picows transport"
+        ),
+    ],
+}
+BACKEND_NAMES = {"redis": "Redis", "nats": "NATS", "redis-cluster": "a 3-shard Redis Cluster"}
+
+
 @dataclass(frozen=True)
 class FanoutCase:
     members: int
     processes: int
+    backend: str = "redis"  # what the processes share: redis, nats or redis-cluster
 
     @property
     def label(self) -> str:
         if self.processes == 1:
             return f"{self.members:,} members, 1 process"
         share = self.members // self.processes
-        return f"{self.processes} x {share:,} members over Redis"
+        return f"{self.processes} x {share:,} members over {BACKEND_NAMES[self.backend]}"
 
 
 def fanout_cases(settings: Settings) -> list[tuple[FanoutCase, list[FanoutStack]]]:
@@ -414,6 +433,8 @@ def fanout_cases(settings: Settings) -> list[tuple[FanoutCase, list[FanoutStack]
         (FanoutCase(n, 1), FANOUT_LOCAL) for n in settings.fanout_sizes
     ]
     cases.append((FanoutCase(settings.fanout_split, 2), FANOUT_REDIS))
+    for backend, stacks in FANOUT_BACKENDS.items():
+        cases.append((FanoutCase(settings.fanout_split, 2, backend), stacks))
     return cases
 
 
@@ -434,16 +455,18 @@ def run_fanout(
 
 
 @contextlib.contextmanager
-def _maybe_redis(needed: bool) -> Iterator[str | None]:
-    if not needed:
+def _maybe_backend(case: FanoutCase) -> Iterator[str | None]:
+    """The shared backend of a case across processes (None for one process)."""
+    if case.processes == 1:
         yield None
         return
-    with redis_server() as url:
+    start = {"redis": redis_server, "nats": nats_server, "redis-cluster": redis_cluster}
+    with start[case.backend]() as url:
         yield url
 
 
 def fanout_once(stack: FanoutStack, case: FanoutCase, settings: Settings) -> dict[str, Any]:
-    with _maybe_redis(case.processes > 1) as redis_url:
+    with _maybe_backend(case) as redis_url:
         servers = [stack.server(redis_url) for _ in range(case.processes)]
         with running(servers):
             member_urls, publish_url = zip(*(stack.urls(s) for s in servers), strict=True)

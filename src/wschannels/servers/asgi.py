@@ -155,16 +155,22 @@ class AsgiTransport:
                 if self._paused:  # a read in flight still completes: its event is taken
                     return
                 reading = self._reading = _begin(self._receive())
-            try:
-                done, result = _step(reading)
+            try:  # _step() inlined: this runs once or twice per message
+                waited = reading.send(None)
+            except StopIteration as stop:
+                result = stop.value
             except Exception as error:
                 self._reading = None
                 self._closed = True
                 connection.log.info("reading failed: %r", error)
                 connection.peer_closed(1006)
                 return
-            if not done:
-                _when_ready(result, self._ready)
+            else:
+                if waited is None:
+                    self._loop.call_soon(self._ready, None)
+                else:
+                    waited._asyncio_future_blocking = False  # see _step()
+                    waited.add_done_callback(self._ready)
                 return
             self._reading = None
             kind = result["type"]
@@ -200,9 +206,12 @@ class AsgiTransport:
             steps = _begin(self._send({"type": "websocket.send", "text": frame}))
         else:
             steps = _begin(self._send({"type": "websocket.send", "bytes": frame}))
-        done, waited = _step(steps)
-        if done:
+        try:  # _step() inlined: once per message
+            waited = steps.send(None)
+        except StopIteration:
             return None
+        if waited is not None:
+            waited._asyncio_future_blocking = False
         return self._loop.create_task(_finish(steps, waited))
 
     def close(self, code: int) -> None:
