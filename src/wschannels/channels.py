@@ -28,7 +28,7 @@ import asyncio
 import itertools
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -313,17 +313,17 @@ class Channel(Selectable, Generic[T]):
         for op in send_waiters:
             op.waiter.fail(op.index, ChannelClosed("send on a closed channel"))
 
-    def __aiter__(self) -> AsyncIterator[T]:
-        return self._iterate()
+    def __aiter__(self) -> Channel[T]:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[T]:
-        while True:
-            ready, value, ok = self._poll_recv()
-            if not ready:
-                _, value, ok = await wait_for((self,), (False,), (None,), None)
-            if not ok:
-                return
-            yield value
+    async def __anext__(self) -> T:
+        """``async for item in channel``: the next item; the loop ends once closed and drained."""
+        ready, value, ok = self._poll_recv()
+        if not ready:
+            _, value, ok = await wait_for((self,), (False,), (None,), None)
+        if not ok:
+            raise StopAsyncIteration
+        return value  # type: ignore[no-any-return]
 
     # -- the select protocol ------------------------------------------------------
 

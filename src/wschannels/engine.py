@@ -165,7 +165,9 @@ class Done(Selectable):
             await wait_for((self,), (False,), (None,), None)
         return True
 
-    wait = recv
+    async def wait(self) -> bool:
+        """The same as :meth:`recv`."""
+        return await self.recv()
 
     def statistics(self) -> ConnectionStatistics:
         """The connection's counters at this instant."""
