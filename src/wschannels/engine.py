@@ -65,7 +65,13 @@ __all__ = [
 class Transport(Protocol):
     """What the engine needs from a server adapter, for one accepted WebSocket.
 
-    Every method returns at once. The adapter reports back to the engine:
+    The whole contract of an adapter, in order: match the path to a
+    handler's spec; ask :func:`wschannels.session.check_origin` and, when it
+    returns a :class:`~wschannels.session.Refusal`, answer the upgrade with
+    that HTTP status and body; otherwise accept the upgrade, make this
+    transport, :func:`~wschannels.session.open_connection` with it (with
+    ``keepalive=True`` where the server exposes ping and pong) and run
+    :func:`~wschannels.session.serve`. Every method here returns at once. The adapter reports back to the engine:
     :meth:`Connection.feed` for each message, :meth:`Connection.peer_closed`
     when the client's close frame arrived (its code; 1005 without one) or the
     connection was lost (1006) — also after :meth:`close`, once the closing
