@@ -26,7 +26,7 @@ $(VENV)/.bench: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo
 	$(BIN)/wschannels-chat
 
-## Install what the tests need (Python packages, chromium, redis-server) and run the whole suite.
+## Install what the tests need (Python packages, chromium, redis-server, nats-server) and run the whole suite.
 test: $(VENV)/.test system-deps lint
 	$(BIN)/pytest
 

@@ -1,9 +1,10 @@
 """`python -m bench`: run the benchmark suite and write docs/benchmarks/.
 
-    python -m bench                      # the whole suite (~15 min on 2 cores)
-    python -m bench --quick              # a ~2-minute smoke run of every scenario
+    python -m bench                      # the whole suite (~25 min on 2 cores)
+    python -m bench --quick              # a ~3-minute smoke run of every scenario
     python -m bench --scenarios echo --servers starlette-sansio,wschannels
     python -m bench --scenarios profile  # py-spy profiles of the echo servers under load
+    python -m bench --baseline 'go=./echo-server -port {port}'   # an external server beside ours
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--servers", default=None, help="only these servers/stacks (comma-separated)")
     p.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="NAME=CMD",
+        help="an external echo server measured beside ours (repeatable): CMD is run with "
+        "`sh -c` and listens on 127.0.0.1:{port} (also in $PORT), text echo at /, JSON echo "
+        "at /json; see bench/README.md",
+    )
+    p.add_argument(
         "--tests", default=None, help="only echo tests whose label contains one of these (comma)"
     )
     p.add_argument("--reps", type=int, default=None, help="echo repetitions (default 3, quick 1)")
@@ -54,8 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         saved = json.loads((args.out / "results.json").read_text())
         echo_labels = {s.name: s.label for s in suite.echo_servers()}
+        echo_labels |= {k: v["label"] for k, v in saved.get("servers", {}).items()}
         print(f"results: {report.write(saved, args.out, echo_labels)}")
         return 0
+    try:
+        external = [suite.external_server(spec) for spec in args.baseline]
+    except ValueError as e:
+        print(e)
+        return 2
+    clash = {s.name for s in external} & {s.name for s in suite.echo_servers()}
+    if clash or len({s.name for s in external}) < len(external):
+        print(f"--baseline names must be new and distinct: {sorted(clash) or args.baseline}")
+        return 2
     raise_open_files_limit()
     # SIGTERM unwinds like Ctrl-C, so the servers (each in its own session) are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -72,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     only = {s.strip() for s in args.servers.split(",")} if args.servers else None
     if only is not None:
         only.add(suite.BASELINE)  # every echo, idle and churn ratio needs it
-    plan = suite.make_plan(settings, scenarios, only)
+    plan = suite.make_plan(settings, scenarios, only, external)
     if args.tests:
         wanted = [t.strip() for t in args.tests.split(",")]
         plan.tests = [t for t in plan.tests if any(w in t.label for w in wanted)]
@@ -88,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         plan.scenarios = scenarios
 
-    results: dict[str, Any] = {"notes": notes(plan)}
+    results: dict[str, Any] = {
+        "notes": notes(plan),
+        "servers": server_records(plan),
+        "skipped": plan.skipped,
+    }
     load_at_start = Path("/proc/loadavg").read_text().split()[:3]
     started = time.monotonic()
     with tqdm(total=plan.steps(), unit="run", dynamic_ncols=True) as bar:
@@ -124,17 +148,32 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def server_records(plan: suite.Plan) -> dict[str, dict[str, Any]]:
+    """What each echo server is, for the report: label, the raw server it is paired with."""
+    return {
+        s.name: {
+            "label": s.label,
+            "raw": s.raw,
+            "wschannels": s.wschannels,
+            "external": s.command is not None,
+        }
+        for s in plan.echo
+    }
+
+
 def notes(plan: suite.Plan) -> list[str]:
     """Facts about this run a reader needs beside the numbers."""
     out: list[str] = []
     transports = suite.wschannels_transports()
-    covered = {"aiohttp", "asgi", "picows", "websockets"}
+    covered = {"asgi", "picows", "websockets", "aiohttp"}
     missing = [t for t in transports if t not in covered]
     out.append(
         "wschannels server adapters found in src/wschannels/servers/: "
         + (", ".join(transports) or "none")
         + (f"; without a benchmark server yet: {', '.join(missing)}" if missing else "")
     )
+    for name, why in sorted(plan.skipped.items()):
+        out.append(f"`{name}` skipped: {why}")
     n = plan.settings.idle_connections
     out.append(
         f"Idle and fan-out hold up to {max(n, *plan.settings.fanout_sizes):,} connections: "

@@ -96,10 +96,46 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.
     raise BenchError(f"nothing listening on port {port} after {timeout:.0f} s")
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process descended from it that is alive now.
+
+    A server may do its work in child processes: granian runs its worker in one, and an
+    external `--baseline` command may be a shell that starts the real server. The server's
+    CPU and memory are those of the whole tree.
+    """
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # it exited while we looked
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += children.get(p, [])
+    return tree
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time that process `pid` has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    """User + system CPU time that process `pid` and its descendants have used so far.
+
+    A child that has exited and was waited for counts in its parent's `cutime`/`cstime`.
+    """
+    total = 0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            if p == pid:
+                raise
+            continue
+        total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    return total / _CLOCK_TICKS
 
 
 def busy_cpu_seconds() -> float:
@@ -114,11 +150,23 @@ def busy_cpu_seconds() -> float:
 
 
 def rss_bytes(pid: int) -> int:
-    """Resident set size of process `pid`."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise BenchError(f"no VmRSS for pid {pid}")
+    """Resident set size of process `pid` and its descendants (see `process_tree`)."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            if p == pid:
+                raise
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+                break
+        else:
+            if p == pid:
+                raise BenchError(f"no VmRSS for pid {pid}")
+    return total
 
 
 def python_env() -> dict[str, str]:
@@ -136,6 +184,7 @@ class Server:
     name: str
     argv: list[str]
     port: int
+    env: dict[str, str] = field(default_factory=dict)  # added to `python_env()`
     proc: subprocess.Popen[bytes] | None = None
     log: Any = field(default=None, repr=False)
 
@@ -149,13 +198,13 @@ class Server:
         self.proc = subprocess.Popen(
             pinned(SERVER_CORE, self.argv),
             cwd=REPO,
-            env=python_env(),
+            env=python_env() | self.env,
             stdin=subprocess.DEVNULL,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        boost_priority(self.proc.pid)
+        boost_priority(self.proc.pid)  # its children (workers) inherit the priority
         try:
             wait_for_port(self.port, self.proc, timeout)
         except BenchError as e:
@@ -255,3 +304,55 @@ def redis_server() -> Iterator[str]:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def nats_server() -> Iterator[str]:
+    """A throwaway ``nats-server -js`` on a free port (server core); yields its URL."""
+    exe = shutil.which("nats-server") or (
+        "/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists() else None
+    )
+    if exe is None:
+        raise BenchError("nats-server is not installed (scripts/system-deps.sh installs it)")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as store:
+        server = Server("nats", [exe, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", store],
+                        port)  # fmt: skip
+        server.start()
+        try:
+            yield f"nats://127.0.0.1:{port}"
+        finally:
+            server.stop()
+
+
+@contextlib.contextmanager
+def redis_cluster() -> Iterator[str]:
+    """Three throwaway redis-servers joined into a cluster (no replicas); yields its URL."""
+    exe, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if exe is None or cli is None:
+        raise BenchError("redis-server and redis-cli are needed (scripts/system-deps.sh)")
+    ports: list[int] = []
+    while len(ports) < 3:
+        port = free_port()
+        if port < 55000 and port not in ports:
+            ports.append(port)
+    with tempfile.TemporaryDirectory() as directory, contextlib.ExitStack() as stack:
+        for port in ports:
+            argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", "--maxclients", "10000", "--cluster-enabled", "yes",
+                    "--cluster-config-file", f"{directory}/nodes-{port}.conf"]  # fmt: skip
+            server = Server(f"redis-{port}", argv, port)
+            server.start()
+            stack.callback(server.stop)
+        subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+                        "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=60)  # fmt: skip
+        deadline = time.monotonic() + 30
+        for port in ports:
+            while b"cluster_state:ok" not in subprocess.run(
+                [cli, "-p", str(port), "cluster", "info"], capture_output=True, timeout=10
+            ).stdout:
+                if time.monotonic() > deadline:
+                    raise BenchError("the Redis Cluster did not come up")
+                time.sleep(0.05)
+        yield f"redis+cluster://127.0.0.1:{ports[0]}"

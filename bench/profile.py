@@ -91,7 +91,8 @@ def profile_server(spec: EchoServer, out: Path) -> tuple[Counter[str], float]:
         for n, w in LOADS:
             raw = out.with_suffix(f".N{n}.raw")
             spy = subprocess.Popen(
-                pinned(LOAD_CORE, [py_spy(), "record", "--pid", str(server.pid),
+                # --subprocesses: granian runs the app in a worker process.
+                pinned(LOAD_CORE, [py_spy(), "record", "--pid", str(server.pid), "--subprocesses",
                                    "--duration", str(SECONDS), "--rate", "250",
                                    "--format", "raw", "--nonblocking", "--output", str(raw)]),
                 stdout=subprocess.DEVNULL,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,9 @@ from bench.harness import (
     BenchError,
     Server,
     free_port,
+    nats_server,
     python_module,
+    redis_cluster,
     redis_server,
     run_load,
     running,
@@ -71,22 +74,54 @@ class Settings:
 # -- echo ----------------------------------------------------------------------------------
 
 
+def missing(requires: tuple[str, ...]) -> str | None:
+    """Why a server cannot run here, or None: each of `requires` is "module" or "module:name".
+
+    A server whose library (or whose wschannels adapter) is not installed is skipped, with
+    this reason in the report's notes, instead of failing every run.
+    """
+    for need in requires:
+        module, _, name = need.partition(":")
+        try:
+            found = importlib.import_module(module)
+        except ImportError as e:
+            return f"{module} does not import ({e})"
+        if name and not hasattr(found, name):
+            version = getattr(found, "__version__", None)
+            return f"{module}{f' {version}' if version else ''} has no {name} yet"
+    return None
+
+
 @dataclass(frozen=True)
 class EchoServer:
-    """An echo server: `/` echoes text, `/json` (where `json`) decodes and re-encodes JSON."""
+    """An echo server: `/` echoes text, `/json` (where `json`) decodes and re-encodes JSON.
+
+    `raw` names the raw echo on the same server, for a wschannels binding: what the binding
+    costs is its throughput over that one's. `command` is an external server (`--baseline`):
+    a shell command, `{port}` in it (and `$PORT`) the port to listen on.
+    """
 
     name: str
     label: str
-    module: str
+    module: str = ""
     args: tuple[str, ...] = ()
     protocol: str = "raw"  # or "socketio"
     json: bool = False
     concurrency: bool = True  # also run the many-connection tests
     wschannels: bool = False
+    raw: str | None = None
+    requires: tuple[str, ...] = ()
+    command: str | None = None
 
     def server(self) -> Server:
         port = free_port()
+        if self.command is not None:
+            argv = ["sh", "-c", self.command.replace("{port}", str(port))]
+            return Server(self.name, argv, port, env={"PORT": str(port)})
         return Server(self.name, python_module(self.module, "--port", str(port), *self.args), port)
+
+    def missing(self) -> str | None:
+        return missing(self.requires)
 
 
 def starlette(ws: str, **kw: Any) -> EchoServer:
@@ -99,54 +134,51 @@ def starlette(ws: str, **kw: Any) -> EchoServer:
     )
 
 
+def wschannels_on(name: str, label: str, raw: str, *args: str, **kw: Any) -> EchoServer:
+    return EchoServer(name, label, "bench.servers.wschannels_echo", args, json=True,
+                      wschannels=True, raw=raw, **kw)  # fmt: skip
+
+
 def echo_servers() -> list[EchoServer]:
-    """Every echo contender, the baseline first; one entry per wschannels transport found."""
-    servers = [
+    """Every echo contender, the baseline first, then the raw servers, then wschannels on each.
+
+    Servers whose library or wschannels adapter is missing are listed too: `make_plan` skips
+    them with a note.
+    """
+    return [
         starlette("websockets-sansio", json=True),
         starlette("websockets", concurrency=False),
         starlette("wsproto", concurrency=False),
-        EchoServer("picows", "raw picows server", "bench.servers.picows_echo"),
-        EchoServer(
-            "wschannels",
-            "wschannels messages()/json() route, uvicorn ws=websockets-sansio",
-            "bench.servers.wschannels_echo",
-            ("--form", "route"),
-            json=True,
-            wschannels=True,
+        EchoServer("granian", "the same Starlette app on granian (ASGI, Rust; 1 worker, "
+                   "1 runtime thread, uvloop)", "bench.servers.starlette_echo",
+                   ("--server", "granian"), json=True, requires=("granian",)),
+        EchoServer("picows", "raw picows server", "bench.servers.picows_echo", json=True),
+        EchoServer("picows-websockets", "picows.websockets.serve, picows' websockets-compatible "
+                   "server", "bench.servers.websockets_echo", ("--impl", "picows"), json=True,
+                   requires=("picows.websockets",)),
+        EchoServer("websockets", "websockets.asyncio.server.serve (websockets library)",
+                   "bench.servers.websockets_echo", ("--impl", "websockets"),
+                   json=True),
+        EchoServer("aiohttp", "aiohttp WebSocketResponse handlers, web.run_app",
+                   "bench.servers.aiohttp_echo", json=True, requires=("aiohttp",)),
+        wschannels_on("wschannels", "wschannels messages()/json() route, uvicorn "
+                      "ws=websockets-sansio", BASELINE, "--form", "route"),
+        dataclasses.replace(
+            wschannels_on("wschannels-asgi", "wschannels.asgi(handler), uvicorn "
+                          "ws=websockets-sansio", BASELINE, "--form", "asgi"),
+            json=False,
         ),
-        EchoServer(
-            "wschannels-asgi",
-            "wschannels.asgi(handler), uvicorn ws=websockets-sansio",
-            "bench.servers.wschannels_echo",
-            ("--form", "asgi"),
-            wschannels=True,
-        ),
-        EchoServer(
-            "wschannels-picows",
-            "wschannels messages()/json() on the picows transport (no ASGI server)",
-            "bench.servers.wschannels_echo",
-            ("--form", "picows"),
-            json=True,
-            wschannels=True,
-        ),
-        EchoServer("websockets", "raw websockets asyncio server", "bench.servers.websockets_echo"),
-        EchoServer(
-            "wschannels-websockets",
-            "wschannels messages()/json() on the websockets server (serve_websockets)",
-            "bench.servers.wschannels_echo",
-            ("--form", "websockets"),
-            json=True,
-            wschannels=True,
-        ),
-        EchoServer("aiohttp", "raw aiohttp WebSocket handler", "bench.servers.aiohttp_echo"),
-        EchoServer(
-            "wschannels-aiohttp",
-            "wschannels messages()/json() as aiohttp routes (aiohttp_route)",
-            "bench.servers.wschannels_echo",
-            ("--form", "aiohttp"),
-            json=True,
-            wschannels=True,
-        ),
+        wschannels_on("wschannels-picows", "wschannels messages()/json() on the picows "
+                      "transport (no ASGI server)", "picows", "--form", "picows"),
+        wschannels_on("wschannels-granian", "wschannels messages()/json() route on granian",
+                      "granian", "--form", "route", "--server", "granian",
+                      requires=("granian",)),
+        wschannels_on("wschannels-websockets", "wschannels on the websockets library's server "
+                      "(wschannels.run_websockets)", "websockets", "--form", "websockets",
+                      requires=("wschannels:run_websockets",)),
+        wschannels_on("wschannels-aiohttp", "wschannels under aiohttp "
+                      "(wschannels.aiohttp_route)", "aiohttp", "--form", "aiohttp",
+                      requires=("aiohttp", "wschannels:aiohttp_route")),
         EchoServer(
             "socketio",
             "python-socketio ASGI, uvicorn ws=websockets-sansio",
@@ -155,7 +187,17 @@ def echo_servers() -> list[EchoServer]:
             json=True,
         ),
     ]
-    return servers
+
+
+def external_server(spec: str) -> EchoServer:
+    """`NAME=CMD` from `--baseline` as an echo server (see bench/README.md for the contract)."""
+    name, sep, command = spec.partition("=")
+    name, command = name.strip(), command.strip()
+    if not sep or not name or not command:
+        raise ValueError(f"--baseline wants NAME=COMMAND, got {spec!r}")
+    if not all(c.isalnum() or c in "-_." for c in name):
+        raise ValueError(f"--baseline name {name!r}: letters, digits, '-', '_' and '.' only")
+    return EchoServer(name, f"external: `{command}`", json=True, command=command)
 
 
 def wschannels_transports() -> list[str]:
@@ -192,9 +234,12 @@ def echo_tests(settings: Settings) -> list[EchoTest]:
         EchoTest("text", 1, 64, "echo"),
         EchoTest("json", 1, 1, "echo"),
         EchoTest("json", 1, 64, "echo"),
+        EchoTest("text", 10, 1, "concurrency"),
         EchoTest("text", 10, 64, "concurrency"),
+        EchoTest("json", 10, 64, "concurrency"),
         EchoTest("text", 100, 1, "concurrency"),
         EchoTest("text", 100, 64, "concurrency"),
+        EchoTest("json", 100, 64, "concurrency"),
         EchoTest("text", 1000, 1, "concurrency"),
     ]
     if settings.quick:
@@ -274,6 +319,7 @@ class FanoutStack:
     args: tuple[str, ...] = ()
     protocol: str = "raw"
     redis_flag: str | None = None  # how the server takes the Redis URL, for the 2-process case
+    requires: tuple[str, ...] = ()  # as for EchoServer: skipped with a note when missing
 
     def server(self, redis_url: str | None) -> Server:
         port = free_port()
@@ -289,6 +335,14 @@ class FanoutStack:
             return base, base
         return f"{base}/member", f"{base}/publish"
 
+    def missing(self) -> str | None:
+        return missing(self.requires)
+
+
+def wschannels_hub(name: str, label: str, *args: str, **kw: Any) -> FanoutStack:
+    return FanoutStack(name, label, "bench.servers.wschannels_fanout", args, redis_flag="--hub",
+                       **kw)  # fmt: skip
+
 
 FANOUT_LOCAL = [
     FanoutStack(
@@ -296,19 +350,22 @@ FANOUT_LOCAL = [
         "Starlette, sequential send_text loop",
         "bench.servers.starlette_fanout",
     ),
-    FanoutStack(
-        "wschannels",
-        "wschannels Hub (memory)",
-        "bench.servers.wschannels_fanout",
-        redis_flag="--hub",
-    ),
-    FanoutStack(
-        "wschannels-picows",
-        "wschannels Hub (memory), picows transport",
-        "bench.servers.wschannels_fanout",
-        ("--transport", "picows"),
-        redis_flag="--hub",
-    ),
+    FanoutStack("aiohttp-loop", "aiohttp, sequential send_str loop",
+                "bench.servers.aiohttp_fanout", requires=("aiohttp",)),
+    FanoutStack("websockets-broadcast", "websockets.broadcast()",
+                "bench.servers.websockets_fanout", ("--impl", "websockets")),
+    FanoutStack("picows-websockets-broadcast", "picows.websockets.broadcast()",
+                "bench.servers.websockets_fanout", ("--impl", "picows"),
+                requires=("picows.websockets",)),
+    wschannels_hub("wschannels", "wschannels Hub (memory)"),
+    wschannels_hub("wschannels-picows", "wschannels Hub (memory), picows transport",
+                   "--transport", "picows"),
+    wschannels_hub("wschannels-websockets", "wschannels Hub (memory), websockets server",
+                   "--transport", "websockets",
+                   requires=("wschannels:serve_websockets",)),
+    wschannels_hub("wschannels-aiohttp", "wschannels Hub (memory), aiohttp",
+                   "--transport", "aiohttp",
+                   requires=("aiohttp", "wschannels:aiohttp_route")),
     FanoutStack(
         "socketio",
         "python-socketio emit(room=)",
@@ -324,10 +381,13 @@ FANOUT_LOCAL = [
     ),
 ]
 
+_LOCAL = {stack.name: stack for stack in FANOUT_LOCAL}
+
 FANOUT_REDIS = [
-    dataclasses.replace(FANOUT_LOCAL[1], label="wschannels Hub (Redis)"),
-    dataclasses.replace(FANOUT_LOCAL[2], label="wschannels Hub (Redis), picows transport"),
-    dataclasses.replace(FANOUT_LOCAL[3], label="python-socketio emit(room=), AsyncRedisManager"),
+    dataclasses.replace(_LOCAL["wschannels"], label="wschannels Hub (Redis)"),
+    dataclasses.replace(_LOCAL["wschannels-picows"],
+                        label="wschannels Hub (Redis), picows transport"),
+    dataclasses.replace(_LOCAL["socketio"], label="python-socketio emit(room=), AsyncRedisManager"),
     FanoutStack(
         "channels",
         "Django Channels group_send, channels_redis",
@@ -338,17 +398,34 @@ FANOUT_REDIS = [
 ]
 
 
+# The same two-process case over the Hub's other backends (only wschannels speaks them).
+FANOUT_BACKENDS = {
+    "nats": [
+        dataclasses.replace(FANOUT_LOCAL[1], label="wschannels Hub (NATS)"),
+        dataclasses.replace(FANOUT_LOCAL[2], label="wschannels Hub (NATS), picows transport"),
+    ],
+    "redis-cluster": [
+        dataclasses.replace(FANOUT_LOCAL[1], label="wschannels Hub (Redis Cluster)"),
+        dataclasses.replace(
+            FANOUT_LOCAL[2], label="wschannels Hub (Redis Cluster), picows transport"
+        ),
+    ],
+}
+BACKEND_NAMES = {"redis": "Redis", "nats": "NATS", "redis-cluster": "a 3-shard Redis Cluster"}
+
+
 @dataclass(frozen=True)
 class FanoutCase:
     members: int
     processes: int
+    backend: str = "redis"  # what the processes share: redis, nats or redis-cluster
 
     @property
     def label(self) -> str:
         if self.processes == 1:
             return f"{self.members:,} members, 1 process"
         share = self.members // self.processes
-        return f"{self.processes} x {share:,} members over Redis"
+        return f"{self.processes} x {share:,} members over {BACKEND_NAMES[self.backend]}"
 
 
 def fanout_cases(settings: Settings) -> list[tuple[FanoutCase, list[FanoutStack]]]:
@@ -356,6 +433,8 @@ def fanout_cases(settings: Settings) -> list[tuple[FanoutCase, list[FanoutStack]
         (FanoutCase(n, 1), FANOUT_LOCAL) for n in settings.fanout_sizes
     ]
     cases.append((FanoutCase(settings.fanout_split, 2), FANOUT_REDIS))
+    for backend, stacks in FANOUT_BACKENDS.items():
+        cases.append((FanoutCase(settings.fanout_split, 2, backend), stacks))
     return cases
 
 
@@ -376,16 +455,18 @@ def run_fanout(
 
 
 @contextlib.contextmanager
-def _maybe_redis(needed: bool) -> Iterator[str | None]:
-    if not needed:
+def _maybe_backend(case: FanoutCase) -> Iterator[str | None]:
+    """The shared backend of a case across processes (None for one process)."""
+    if case.processes == 1:
         yield None
         return
-    with redis_server() as url:
+    start = {"redis": redis_server, "nats": nats_server, "redis-cluster": redis_cluster}
+    with start[case.backend]() as url:
         yield url
 
 
 def fanout_once(stack: FanoutStack, case: FanoutCase, settings: Settings) -> dict[str, Any]:
-    with _maybe_redis(case.processes > 1) as redis_url:
+    with _maybe_backend(case) as redis_url:
         servers = [stack.server(redis_url) for _ in range(case.processes)]
         with running(servers):
             member_urls, publish_url = zip(*(stack.urls(s) for s in servers), strict=True)
@@ -485,6 +566,7 @@ class Plan:
     fanout: list[tuple[FanoutCase, list[FanoutStack]]] = field(default_factory=list)
     idle: list[EchoServer] = field(default_factory=list)
     churn: list[EchoServer] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # server -> why it cannot run here
 
     def steps(self) -> int:
         n = 0
@@ -501,20 +583,40 @@ class Plan:
         return n
 
 
-def make_plan(settings: Settings, scenarios: list[str], only: set[str] | None) -> Plan:
-    servers = [s for s in echo_servers() if only is None or s.name in only]
-    fanout = [
-        (case, [s for s in stacks if only is None or s.name in only])
-        for case, stacks in fanout_cases(settings)
-    ]
+def make_plan(
+    settings: Settings,
+    scenarios: list[str],
+    only: set[str] | None,
+    external: list[EchoServer] | None = None,
+) -> Plan:
+    """The servers and tests of a run: `only` those named (with the baseline and the raw
+    server each named binding is compared with), `external` ones always."""
+    registry = echo_servers()
+    if only is not None:
+        only = only | {BASELINE} | {s.raw for s in registry if s.name in only and s.raw}
+    skipped: dict[str, str] = {}
+
+    def runnable(server: EchoServer | FanoutStack) -> bool:
+        if only is not None and server.name not in only:
+            return False
+        why = server.missing()
+        if why is not None:
+            skipped[server.name] = why
+        return why is None
+
+    servers = [s for s in registry if runnable(s)] + list(external or [])
+    fanout = [(case, [s for s in stacks if runnable(s)]) for case, stacks in fanout_cases(settings)]
+    raws = {s.raw for s in servers if s.raw}
     return Plan(
         settings=settings,
         scenarios=scenarios,
         echo=servers,
         tests=echo_tests(settings),
         fanout=[(c, s) for c, s in fanout if s],
-        idle=[s for s in servers if s.name == BASELINE or s.wschannels],
+        idle=[s for s in servers if s.name == BASELINE or s.name in raws or s.wschannels
+              or s.command is not None],
         churn=servers,
+        skipped=skipped,
     )
 
 

@@ -21,7 +21,7 @@ from .conftest import free_port
 STARTUP_TIMEOUT = 30.0  # seconds; generous for a loaded 2-core machine
 
 
-def _redis_executable() -> str:
+def redis_executable() -> str:
     executable = shutil.which("redis-server")
     if executable is None:
         if os.environ.get("CI") == "true":
@@ -45,7 +45,7 @@ class RedisServer:
     def start(self) -> RedisServer:
         self.process = subprocess.Popen(
             [
-                _redis_executable(),
+                redis_executable(),
                 *("--port", str(self.port), "--bind", "127.0.0.1"),
                 *("--save", "", "--appendonly", "no"),
             ],

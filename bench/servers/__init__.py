@@ -9,9 +9,15 @@ from bench.harness import raise_open_files_limit
 
 
 def uvicorn_args(description: str) -> argparse.ArgumentParser:
-    """The command line every uvicorn-served app takes: port and WebSocket implementation."""
+    """The command line every ASGI app takes: port, server and uvicorn's WebSocket protocol."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--server",
+        default="uvicorn",
+        choices=["uvicorn", "granian"],
+        help="the ASGI server (granian ignores --ws: its WebSocket protocol is its own, in Rust)",
+    )
     parser.add_argument(
         "--ws",
         default="websockets-sansio",
@@ -42,3 +48,30 @@ def serve(app: Any, port: int, ws: str) -> None:
         access_log=False,
         backlog=4096,
     )
+
+
+def serve_granian(target: str, port: int) -> None:
+    """Run the ASGI app at `target` ("module:attribute") under granian, as uvicorn is run.
+
+    One worker process with one runtime thread (granian's single-threaded runtime), uvloop,
+    warnings only, backlog 4,096. Granian imports the app in its worker process, so it takes
+    the app's import path rather than the object; its WebSocket protocol (in Rust) never
+    negotiates compression.
+    """
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+
+    raise_open_files_limit()  # the worker inherits the raised limit
+    Granian(
+        target,
+        address="127.0.0.1",
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=1,
+        runtime_threads=1,
+        loop=Loops.uvloop,
+        websockets=True,
+        backlog=4096,
+        log_level=LogLevels.warning,
+    ).serve()

@@ -1,8 +1,12 @@
-"""Raw picows echo server: the ceiling a frame-level Python server reaches on this machine."""
+"""Raw picows echo server: the ceiling a frame-level Python server reaches on this machine.
+
+`/json` decodes each text message as JSON and encodes it again; every other path echoes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 
 import uvloop
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
@@ -19,8 +23,18 @@ class Echo(WSListener):
             transport.send(frame.msg_type, frame.get_payload_as_memoryview())
 
 
-def listener(request: WSUpgradeRequest) -> Echo:
-    return Echo()
+class EchoJson(WSListener):
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code(), frame.get_close_message())
+            transport.disconnect()
+        elif frame.msg_type == WSMsgType.TEXT:
+            data = json.loads(frame.get_payload_as_bytes())
+            transport.send(WSMsgType.TEXT, json.dumps(data, separators=(",", ":")).encode())
+
+
+def listener(request: WSUpgradeRequest) -> WSListener:
+    return EchoJson() if request.path == b"/json" else Echo()
 
 
 async def main(port: int) -> None:

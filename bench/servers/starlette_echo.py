@@ -1,4 +1,4 @@
-"""Raw Starlette echo: the baseline a hand-written endpoint gets under uvicorn."""
+"""Raw Starlette echo: the baseline a hand-written endpoint gets under uvicorn (or granian)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from bench.servers import serve, uvicorn_args
+from bench.servers import serve, serve_granian, uvicorn_args
 
 
 async def echo_text(ws: WebSocket) -> None:
@@ -31,4 +31,7 @@ app = Starlette(routes=[WebSocketRoute("/", echo_text), WebSocketRoute("/json", 
 
 if __name__ == "__main__":
     args = uvicorn_args(__doc__ or "").parse_args()
-    serve(app, args.port, args.ws)
+    if args.server == "granian":
+        serve_granian("bench.servers.starlette_echo:app", args.port)
+    else:
+        serve(app, args.port, args.ws)

@@ -39,7 +39,16 @@ from .errors import (
     WriteTimeout,
     WschannelsError,
 )
-from .hub import BackendUnavailable, Hub, HubStatistics, SlowConsumer, SlowConsumerPolicy
+from .hub import (
+    BackendUnavailable,
+    CannotRecover,
+    Hub,
+    HubStatistics,
+    Position,
+    PresenceEvent,
+    SlowConsumer,
+    SlowConsumerPolicy,
+)
 from .options import LogLevel, Options
 from .servers.asgi import asgi
 from .servers.uvicorn import run, uvicorn_config
@@ -70,6 +79,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "BackendUnavailable",
+    "CannotRecover",
     "Channel",
     "ChannelClosed",
     "ChannelStatistics",
@@ -87,6 +97,8 @@ __all__ = [
     "MessageTooBig",
     "Options",
     "PicowsServer",
+    "Position",
+    "PresenceEvent",
     "Receiver",
     "ReceiverStalled",
     "SelectResult",

@@ -28,7 +28,7 @@ import asyncio
 import itertools
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -74,6 +74,15 @@ class SelectResult(NamedTuple):
     channel: Any
     value: Any
     ok: bool
+
+
+# SelectResult(a, b, c) runs the NamedTuple's Python-level __new__; building the tuple
+# directly skips that frame on every select (about 0.15 µs, timeit on CPython 3.11).
+_tuple_new = tuple.__new__
+
+
+def _result(channel: Any, value: Any, ok: bool) -> SelectResult:
+    return _tuple_new(SelectResult, (channel, value, ok))
 
 
 class ChannelStatistics(NamedTuple):
@@ -304,17 +313,17 @@ class Channel(Selectable, Generic[T]):
         for op in send_waiters:
             op.waiter.fail(op.index, ChannelClosed("send on a closed channel"))
 
-    def __aiter__(self) -> AsyncIterator[T]:
-        return self._iterate()
+    def __aiter__(self) -> Channel[T]:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[T]:
-        while True:
-            ready, value, ok = self._poll_recv()
-            if not ready:
-                _, value, ok = await wait_for((self,), (False,), (None,), None)
-            if not ok:
-                return
-            yield value
+    async def __anext__(self) -> T:
+        """``async for item in channel``: the next item; the loop ends once closed and drained."""
+        ready, value, ok = self._poll_recv()
+        if not ready:
+            _, value, ok = await wait_for((self,), (False,), (None,), None)
+        if not ok:
+            raise StopAsyncIteration
+        return value  # type: ignore[no-any-return]
 
     # -- the select protocol ------------------------------------------------------
 
@@ -586,7 +595,7 @@ async def wait_for(
         assert task is not None
         task.get_loop().call_soon(_cancel_if_still_requested, task)
         index = waiter.index
-        return SelectResult(targets[index] if cases is None else cases[index], None, True)
+        return _result(targets[index] if cases is None else cases[index], None, True)
     waiter.resumed = True
     index = waiter.index
     if len(ops) > 1:
@@ -596,7 +605,7 @@ async def wait_for(
     chosen = targets[index] if cases is None else cases[index]
     value = waiter.value
     waiter.value = None  # a channel may list the waiter a while longer: keep no item alive
-    return SelectResult(chosen, value, waiter.ok)
+    return _result(chosen, value, waiter.ok)
 
 
 def _cancel_if_still_requested(task: asyncio.Task[Any]) -> None:
@@ -676,15 +685,15 @@ async def select(*cases: Any, biased: bool = False) -> SelectResult:
                 pair = (pair[1], pair[0])
             ready, value, ok = pair[0]._poll_recv()
             if ready:
-                return SelectResult(first, value, ok)
+                return _tuple_new(SelectResult, (first, value, ok))
             ready, value, ok = pair[1]._poll_recv()
             if ready:
-                return SelectResult(second, value, ok)
+                return _tuple_new(SelectResult, (second, value, ok))
             return await wait_for(pair, (False, False), (None, None), (first, second))
     targets, sending, values = _resolve(cases)
     index, value, ok = _poll(targets, sending, values, biased)
     if index >= 0:
-        return SelectResult(cases[index], value, ok)
+        return _result(cases[index], value, ok)
     return await wait_for(targets, sending, values, cases)
 
 
@@ -694,7 +703,7 @@ def try_select(*cases: Any, biased: bool = False) -> SelectResult | None:
     index, value, ok = _poll(targets, sending, values, biased)
     if index < 0:
         return None
-    return SelectResult(cases[index], value, ok)
+    return _result(cases[index], value, ok)
 
 
 def after(seconds: float) -> Channel[float]:

@@ -65,11 +65,18 @@ __all__ = [
 class Transport(Protocol):
     """What the engine needs from a server adapter, for one accepted WebSocket.
 
-    Every method returns at once. The adapter reports back to the engine:
-    :meth:`Connection.feed` for each message, :meth:`Connection.peer_closed`
-    when the client's close frame arrived (its code; 1005 without one) or the
-    connection was lost (1006) — also after :meth:`close`, once the closing
-    handshake is over. After :meth:`abort` the connection is already over.
+    The whole contract of an adapter, in order: match the path to a
+    handler's spec; ask :func:`wschannels.session.check_origin` and, when it
+    returns a :class:`~wschannels.session.Refusal`, answer the upgrade with
+    that HTTP status and body; otherwise accept the upgrade, make this
+    transport, :func:`~wschannels.session.open_connection` with it (with
+    ``keepalive=True`` where the server exposes ping and pong) and run
+    :func:`~wschannels.session.serve`. Every method here returns at once. The
+    adapter reports back to the engine: :meth:`Connection.feed` for each
+    message, :meth:`Connection.peer_closed` when the client's close frame
+    arrived (its code; 1005 without one) or the connection was lost (1006) —
+    also after :meth:`close`, once the closing handshake is over. After
+    :meth:`abort` the connection is already over.
     """
 
     def write(self, frame: Frame) -> Awaitable[None] | None:
@@ -109,6 +116,13 @@ class State(enum.Enum):
     """A close code was chosen: what is queued is written, then the close frame."""
     CLOSED = "closed"
     """Nothing more is read or written (``done`` follows once the receiver is drained)."""
+
+
+# Enum members are looked up through a descriptor on every ``State.X`` (about 0.17 µs
+# each on CPython 3.11, timeit); the hot paths compare against these module constants.
+_OPEN = State.OPEN
+_CLOSING = State.CLOSING
+_CLOSED = State.CLOSED
 
 
 class ConnectionStatistics(NamedTuple):
@@ -158,7 +172,9 @@ class Done(Selectable):
             await wait_for((self,), (False,), (None,), None)
         return True
 
-    wait = recv
+    async def wait(self) -> bool:
+        """The same as :meth:`recv`."""
+        return await self.recv()
 
     def statistics(self) -> ConnectionStatistics:
         """The connection's counters at this instant."""
@@ -367,7 +383,7 @@ class Connection:
     @property
     def closed(self) -> bool:
         """True once the connection is closing or over: nothing more is written."""
-        return self.state is not State.OPEN
+        return self.state is not _OPEN
 
     @property
     def close_code(self) -> int | None:
@@ -396,7 +412,7 @@ class Connection:
         """
         self._messages_in += 1
         receiver = self._receiver
-        if receiver is None or self.state is State.CLOSED or self._violated:
+        if receiver is None or self.state is _CLOSED or self._violated:
             self._messages_discarded += 1
             return True
         limit = self.options.max_message_size
@@ -412,17 +428,16 @@ class Connection:
             self.invalid_message(error)
             return True
         if self._overflow:  # held messages go first
-            if self.state is State.OPEN:
+            if self.state is _OPEN:
                 self._overflow.append(item)
                 return False
             self._messages_discarded += 1
             return True
-        try:
-            receiver.send_nowait(item)
+        # The select protocol's hook, not send_nowait(): no WouldBlock raised and caught
+        # each time the receiver is full, and one call less per message.
+        if receiver._poll_send(item):
             return True
-        except WouldBlock:
-            pass
-        if self.state is not State.OPEN:  # closing: nobody will make room for it
+        if self.state is not _OPEN:  # closing: nobody will make room for it
             self._messages_discarded += 1
             return True
         self._overflow.append(item)
@@ -470,14 +485,14 @@ class Connection:
                 self._stall_timer = self._loop.call_later(wait, self._check_stalled)
 
     def _resume(self) -> None:
-        if self._paused and self.state is not State.CLOSED:
+        if self._paused and self.state is not _CLOSED:
             self._paused = False
             self._transport.resume_reading()
 
     def _check_stalled(self) -> None:
         self._stall_timer = None
         wait = self.options.pong_wait
-        if not self._paused or self.state is State.CLOSED or wait is None:
+        if not self._paused or self.state is _CLOSED or wait is None:
             return
         remaining = self._paused_at + wait - self._loop.time()
         if remaining > 0:
@@ -514,7 +529,7 @@ class Connection:
         replies the handler makes to those messages at once: as strict as a
         server answering from its read loop (Autobahn's cases 3.2, 5.15).
         """
-        if self.state is not State.OPEN or self._violated:
+        if self.state is not _OPEN or self._violated:
             return
         self.log.warning("%s: closing with %d", why, code)
         self._violated = True
@@ -523,9 +538,9 @@ class Connection:
 
     def peer_closed(self, code: int) -> None:
         """The client closed (its code), or the connection was lost (1006)."""
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return
-        if self._overflow and self.state is State.OPEN:
+        if self._overflow and self.state is _OPEN:
             # Messages before the close are still held: end once they are received.
             self._peer_code = code
             return
@@ -539,7 +554,7 @@ class Connection:
     def _keepalive_tick(self) -> None:
         """Every ping_period: ping, or give the client up after pong_wait of silence."""
         self._keepalive_timer = None
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return
         now = self._loop.time()
         if self._messages_in != self._heard:
@@ -573,10 +588,17 @@ class Connection:
         Raises:
             ChannelClosed: the connection is closing or over.
         """
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             raise ChannelClosed("the connection is closed: nothing more can be sent")
-        if self._pending is None:
-            self._write(frame)
+        if self._pending is None:  # the common case: _write() inlined, a call less per send
+            try:
+                pending = self._transport.write(frame)
+            except Exception as error:
+                self._write_failed(_write_error(error))
+                return True
+            self._messages_out += 1
+            if pending is not None:
+                self._wait_for_write(pending)
             return True
         if self._queued_from_sender < self._send_capacity:
             self._queue.append((frame, -1))
@@ -597,7 +619,7 @@ class Connection:
 
     def deliver(self, frame: Frame, nbytes: int) -> None:
         """Queue a frame encoded elsewhere (a Hub publish); never waits, never raises."""
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             self._messages_undelivered += 1
             return
         if self._pending is None:
@@ -618,7 +640,7 @@ class Connection:
 
     async def wait_delivered_below(self, nbytes: int) -> None:
         """Wait until delivered frames not yet written take at most ``nbytes`` (or the end)."""
-        while self.delivered_bytes_queued > nbytes and self.state is not State.CLOSED:
+        while self.delivered_bytes_queued > nbytes and self.state is not _CLOSED:
             if self._written_some is None:
                 self._written_some = self._loop.create_future()
             await asyncio.shield(self._written_some)
@@ -660,7 +682,7 @@ class Connection:
     def _flush(self) -> None:
         """Write queued frames until one has to wait; let waiting senders in; close when due."""
         queue = self._queue
-        while self._pending is None and self.state is not State.CLOSED:
+        while self._pending is None and self.state is not _CLOSED:
             if queue:
                 frame, nbytes = queue.popleft()
                 if nbytes < 0:
@@ -675,7 +697,7 @@ class Connection:
                 self._write(frame)
             elif not self._admit_waiting_sender():
                 break
-        if self._pending is None and self.state is State.CLOSING and self._close_timer is None:
+        if self._pending is None and self.state is _CLOSING and self._close_timer is None:
             self._send_close()
 
     def _admit_waiting_sender(self) -> bool:
@@ -695,7 +717,7 @@ class Connection:
         self._write_failed(WriteTimeout(f"a write took longer than write_wait ({wait} s)"))
 
     def _write_failed(self, error: WriteFailed | WriteTimeout) -> None:
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return
         if isinstance(error, WriteTimeout):
             self.log.warning("%s", error)
@@ -706,7 +728,7 @@ class Connection:
 
     def abort(self) -> None:
         """End the connection now, without a closing handshake (1006): a shutdown's last resort."""
-        if self.state is not State.CLOSED:
+        if self.state is not _CLOSED:
             self.log.info("aborted")
             self._give_up()
 
@@ -732,9 +754,9 @@ class Connection:
 
     def disconnect(self, code: int) -> None:
         """Close with ``code`` after writing what is queued; the first code wins."""
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             return
-        self.state = State.CLOSING
+        self.state = _CLOSING
         self._close_code = code
         self.log.info("closing (code %d)", code)
         # From now on reading never pauses, so that the client's close is seen; what
@@ -763,20 +785,20 @@ class Connection:
 
     def _close_timed_out(self) -> None:
         self._close_timer = None
-        if self.state is not State.CLOSED:
+        if self.state is not _CLOSED:
             self.log.debug("the client did not complete the closing handshake")
             self._give_up()
 
     def add_close_callback(self, callback: Callable[[Connection], None]) -> None:
         """Call ``callback(connection)`` once, when the connection ends."""
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             callback(self)
         else:
             self._close_callbacks.append(callback)
 
     async def wait_closed(self) -> None:
         """Wait until the connection is over (close sent and answered, or lost)."""
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return
         if self._closed is None:
             self._closed = self._loop.create_future()
@@ -784,9 +806,9 @@ class Connection:
 
     def _finish(self) -> None:
         """The connection is over: release everything, keep what the handler may still read."""
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return
-        self.state = State.CLOSED
+        self.state = _CLOSED
         for timer in (
             self._stall_timer,
             self._write_timer,
@@ -835,7 +857,7 @@ class Connection:
 
     def discard_unread(self, grace_over: bool = False) -> None:
         """Drop what the handler did not receive (it returned, or ignored its receiver)."""
-        if self.state is not State.CLOSED or self.done._is_set:
+        if self.state is not _CLOSED or self.done._is_set:
             return
         receiver = self._receiver
         unread = len(self._overflow) + (len(receiver) if receiver is not None else 0)

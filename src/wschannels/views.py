@@ -10,7 +10,6 @@ stream ends are: a ``Receiver[Child]`` is a ``Receiver[Base]``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any, Generic, TypeVar
 
 # The select protocol (Selectable, Operation, wait_for, the _poll_* hooks) is shared
@@ -82,16 +81,15 @@ class _ConnectionView(Generic[T_co]):
     def __len__(self) -> int:
         return len(self._selectable)
 
-    def __aiter__(self) -> AsyncIterator[T_co]:
-        return self._iterate()
+    def __aiter__(self) -> _ConnectionView[T_co]:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[T_co]:
-        while True:
-            try:
-                item = await self.recv()
-            except ChannelClosed:
-                return
-            yield item
+    async def __anext__(self) -> T_co:
+        """``async for item in view``: the loop ends once the connection is over and drained."""
+        try:
+            return await self.recv()
+        except ChannelClosed:
+            raise StopAsyncIteration from None
 
 
 class Receiver(_ConnectionView[T_co]):

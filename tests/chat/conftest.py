@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import sync_playwright
 
+from ..nats_server import NatsServer
 from ..redis_server import RedisServer
 from .room_page import CHROMIUM_ARGS, chromium_executable
 from .servers import ROOT, ChatServer, free_port, missing
@@ -27,9 +28,12 @@ def start_chat_server(tmp_path: Path) -> Iterator[Callable[..., ChatServer]]:
     servers: list[ChatServer] = []
 
     def start(
-        port: int | None = None, redis_url: str | None = None, env: dict[str, str] | None = None
+        port: int | None = None,
+        redis_url: str | None = None,
+        env: dict[str, str] | None = None,
+        nats_url: str | None = None,
     ) -> ChatServer:
-        server = ChatServer(tmp_path, port or free_port(), redis_url, env)
+        server = ChatServer(tmp_path, port or free_port(), redis_url, env, nats_url)
         servers.append(server)
         return server.start()
 
@@ -51,6 +55,14 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh redis-server on a free port, for one test module."""
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.kill()
+
+
+@pytest.fixture(scope="module")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh nats-server with JetStream on a free port, for one test module."""
+    server = NatsServer(tmp_path_factory.mktemp("nats")).start()
     yield server.url
     server.kill()
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
@@ -24,6 +26,8 @@ class Member:
         origin: str | None = None,
         *,
         stalled: bool = False,
+        since: str | None = None,
+        page: str | None = None,
     ) -> None:
         """Connect; a ``stalled`` member soon stops taking frames off its socket.
 
@@ -37,8 +41,14 @@ class Member:
             sock = socket.socket()
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.connect(("127.0.0.1", int(host.rsplit(":", 1)[1])))
-        self._connecting = connect(
-            f"ws://{host}/sockets/rooms/{quote(room, safe='')}/{quote(name, safe='')}",
+        # Each member is a page of its own unless told otherwise.
+        page = page or secrets.token_hex(6)
+        query = urlencode(
+            {key: value for key, value in (("since", since), ("page", page)) if value}
+        )
+        self._connecting: Any = connect(
+            f"ws://{host}/sockets/rooms/{quote(room, safe='')}/{quote(name, safe='')}"
+            + (f"?{query}" if query else ""),
             origin=Origin(origin or server_url),
             open_timeout=TIMEOUT,
             compression=None,
@@ -66,8 +76,22 @@ class Member:
             if message["typ"] == typ:
                 return message
 
+    def lines(self, count: int) -> list[dict[str, Any]]:
+        """The next ``count`` chat lines (``typ`` "message"), skipping other frames."""
+        return [self.next_of("message") for _ in range(count)]
+
+    def close_code(self) -> int | None:
+        """Read until the server closes; the code it closed with."""
+        try:
+            while True:
+                self.socket.recv(timeout=TIMEOUT)
+        except ConnectionClosed as closed:
+            return None if closed.rcvd is None else closed.rcvd.code
+
     def close(self) -> None:
-        self._connecting.__exit__(None, None, None)
+        if self._connecting is not None:
+            connecting, self._connecting = self._connecting, None
+            connecting.__exit__(None, None, None)
 
     def __enter__(self) -> Member:
         return self

@@ -55,9 +55,11 @@ class ChatServer:
         port: int,
         redis_url: str | None = None,
         env: dict[str, str] | None = None,
+        nats_url: str | None = None,
     ) -> None:
         self.port = port
         self.redis_url = redis_url
+        self.nats_url = nats_url
         self.extra_env = env or {}
         self.log_path = log_dir / f"chat-{port}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -70,7 +72,13 @@ class ChatServer:
         command = [*chat_command(), "--host", "127.0.0.1", "--port", str(self.port)]
         if self.redis_url is not None:
             command += ["--redis", self.redis_url]
-        env = {key: value for key, value in os.environ.items() if key != "WSCHANNELS_REDIS_URL"}
+        if self.nats_url is not None:
+            command += ["--nats", self.nats_url]
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("WSCHANNELS_REDIS_URL", "WSCHANNELS_NATS_URL")
+        }
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.extra_env)
         with self.log_path.open("ab") as log:

@@ -135,6 +135,8 @@ def test_pages_reconnect_by_themselves_with_growing_delays_after_the_server_rest
     join(grace, server.url, "restart", "Grace")
     say(ada, "before the restart")
     expect(messages(grace, "before the restart")).to_have_count(1)
+    for page in (ada, grace):
+        page.evaluate("window.beforeTheRestart = true")
 
     server.kill()
     for page in (ada, grace):
@@ -142,13 +144,49 @@ def test_pages_reconnect_by_themselves_with_growing_delays_after_the_server_rest
         expect(state(page)).to_have_text(re.compile(r"reconnecting in ([2-9]|10)s"))
     server.start()
 
+    # The in-memory hub's history went with the process: the pages say so, reload,
+    # and join again as the same people.
     for page in (ada, grace):
-        expect(notices(page, "You are back")).to_be_visible(timeout=RECONNECT_TIMEOUT)
+        page.wait_for_function("window.beforeTheRestart === undefined", timeout=RECONNECT_TIMEOUT)
+        expect(notices(page, "You joined # restart")).to_be_visible(timeout=RECONNECT_TIMEOUT)
         expect(state(page)).to_have_text("online")
     say(grace, "after the restart")
     expect(messages(ada, "after the restart", mine=False)).to_have_count(1)
     say(ada, "and back again")
     expect(messages(grace, "and back again", mine=False)).to_have_count(1)
+
+
+def test_a_page_that_lost_its_connection_shows_every_line_said_meanwhile_once(
+    redis_url: str, start_chat_server: Callable[..., ChatServer], new_page: NewPage
+) -> None:
+    one = start_chat_server(redis_url=redis_url)
+    two = start_chat_server(redis_url=redis_url)
+    ada, grace = new_page(), new_page()
+    join(ada, one.url, "blip", "Ada")
+    join(grace, two.url, "blip", "Grace")
+    expect(ada.locator("#members li")).to_have_text(["Ada", "Grace"])
+    say(grace, "before the blip")
+    expect(messages(ada, "before the blip", mine=False)).to_have_count(1)
+    ada.evaluate("window.sameDocument = true")
+
+    one.kill()  # Ada's server goes away; Grace's stays, and the room goes on without her
+    expect(state(ada)).to_have_text(re.compile(r"reconnecting in \d+s"))
+    expect(grace.locator("#members li")).to_have_text(["Grace"], timeout=RECONNECT_TIMEOUT)
+    meanwhile = [f"said while Ada was away {n}" for n in range(3)]
+    for text in meanwhile:
+        say(grace, text)
+        expect(messages(grace, text, mine=True)).to_have_count(1)
+    one.start()
+
+    expect(notices(ada, "You are back")).to_be_visible(timeout=RECONNECT_TIMEOUT)
+    for text in ["before the blip", *meanwhile]:
+        expect(messages(ada, text, mine=False)).to_have_count(1)
+    texts = ada.locator("#log li.msg .text").all_text_contents()
+    assert texts == ["before the blip", *meanwhile]  # all of them, in order, once
+    assert ada.evaluate("window.sameDocument") is True  # recovered, not reloaded
+    expect(ada.locator("#members li")).to_have_text(["Ada", "Grace"])
+    say(grace, "after the blip")
+    expect(messages(ada, "after the blip", mine=False)).to_have_count(1)
 
 
 def test_the_room_fits_a_phone_screen(

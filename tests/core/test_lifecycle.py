@@ -200,6 +200,37 @@ async def test_an_invalid_message_is_reported_and_the_next_one_flows(serving: Se
     assert all(error.reason for error in invalid)
 
 
+async def test_deeply_nested_json_is_reported_and_the_messages_around_it_are_delivered(
+    serving: Serving, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: nesting 1,000 levels deep made msgspec raise RecursionError out of the codec."""
+    seen: list[Any] = []
+
+    @wschannels.json(Message)
+    async def echo(
+        receiver: Receiver[Message], sender: Sender[Message], done: Done, errors: Errors
+    ) -> None:
+        while True:
+            chosen, value, _ = await select(receiver, errors, done)
+            if chosen is done:
+                return
+            seen.append(value)
+            if chosen is receiver:
+                await sender.send(value)
+
+    caplog.set_level(logging.DEBUG, logger="wschannels")
+    nested = '{"text": ' + "[" * 1000 + "]" * 1000 + "}"
+    async with serving(echo) as server, client(server) as ws:
+        await ws.send('{"text": "before"}')
+        await ws.send(nested)
+        await ws.send('{"text": "after"}')
+        replies = [msgspec.json.decode(await asyncio.wait_for(ws.recv(), 10)) for _ in range(2)]
+    assert replies == [{"text": "before"}, {"text": "after"}]
+    invalid = [item for item in seen if isinstance(item, wschannels.InvalidMessage)]
+    assert [error.payload for error in invalid] == [nested]
+    assert max(len(record.getMessage()) for record in caplog.records) < 400
+
+
 async def test_errors_the_handler_does_not_read_are_dropped_oldest_first(serving: Serving) -> None:
     drained: asyncio.Future[list[Exception]] = asyncio.get_running_loop().create_future()
 

@@ -42,6 +42,16 @@ async def eventually(check: Callable[[], Any], within: float = WAIT, what: str =
         await asyncio.sleep(0.01)
 
 
+def _joined_answer(received: list[Any]) -> Any:
+    """The app's "joined" answer among what a client received (history may come before it)."""
+    for item in received:
+        if item == "joined" or (isinstance(item, dict) and item.get("action") == "ack"):
+            return item
+        if isinstance(item, dict) and item.get("action") == "cannot_recover":
+            return item
+    return None
+
+
 class Client:
     """A real ``websockets`` client; a background task collects what it receives.
 
@@ -79,8 +89,8 @@ class Client:
         )
         client = cls(ws, reading)
         if reading:
-            await client.wait_for(lambda got: got, "the 'joined' answer")
-            client.received.clear()
+            joined = await client.wait_for(_joined_answer, "the 'joined' answer")
+            client.received.remove(joined)
         return client
 
     def resume(self) -> None:
@@ -102,6 +112,9 @@ class Client:
             pass
         self.close_code = self.ws.close_code
         self._arrived.set()
+
+    def positions(self) -> list[str]:
+        return [item["pos"] for item in self.received if isinstance(item, dict) and "pos" in item]
 
     def texts(self) -> list[str]:
         return [item["text"] if isinstance(item, dict) else item for item in self.received]
@@ -135,10 +148,10 @@ class RedisServer(SharedRedisServer):
     """The shared test redis-server, with what the hub's tests ask of it."""
 
     def numsub(self, room: str) -> int:
-        return int(self.client().pubsub_numsub(f"wschannels:room:{room}")[0][1])
+        return int(self.client().pubsub_numsub(f"wschannels:{{{room}}}:messages")[0][1])
 
     def channels(self) -> list[bytes]:
-        return list(self.client().pubsub_channels("wschannels:*"))
+        return list(self.client().pubsub_channels("wschannels:{*}:messages"))
 
 
 class AppProcess:

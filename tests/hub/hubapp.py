@@ -9,6 +9,10 @@ Routes:
     ws   /members/{client}/{rooms}  a ``json(Note)`` member of the comma-separated rooms;
                                     it answers "joined", then takes commands (``Note.action``)
     ws   /plain/{client}/{rooms}    a ``messages()`` member; it answers "joined"
+    ws   /since/{client}/{room}/{position}  a ``json(Note)`` member joining with a position
+                                    ("-": none; "last=N": the last N messages); it answers
+                                    "joined", or "cannot_recover" and closes
+    GET  /presence/{room}           the infos of the room's members
     POST /publish/{room}            {"texts": [...]} published one after another as Notes
                                     (or as str with "plain": true); 503 on BackendUnavailable
     GET  /count/{room}              {"local": ..., "cluster": ...}
@@ -33,7 +37,7 @@ from starlette.routing import Route, WebSocketRoute
 
 import wschannels
 from wschannels import Done, Errors, Receiver, Sender
-from wschannels.hub import BackendUnavailable, Hub
+from wschannels.hub import BackendUnavailable, CannotRecover, Hub
 
 
 class Note(msgspec.Struct):
@@ -90,7 +94,27 @@ def create_app(hub: Hub, *, lifespan: bool = False) -> Starlette:
         errors: Errors,
     ) -> None:
         for room in rooms.split(","):
-            await hub.join(room, sender)
+            await hub.join(room, sender, info={"name": client})
+        await sender.send(Note(text="joined", action="ack"))
+        await serve_member(client, sender, receiver, done, errors)
+
+    @wschannels.json(Note)
+    async def recovering_member(
+        client: str,
+        room: str,
+        position: str,
+        receiver: Receiver[Note],
+        sender: Sender[Note],
+        done: Done,
+        errors: Errors,
+    ) -> None:
+        since = None if position.startswith(("-", "last=")) else position
+        last = int(position[5:]) if position.startswith("last=") else 0
+        try:
+            await hub.join(room, sender, info={"name": client}, since=since, last=last)
+        except CannotRecover as error:
+            await sender.send(Note(text=str(error), room=error.reason, action="cannot_recover"))
+            return
         await sender.send(Note(text="joined", action="ack"))
         await serve_member(client, sender, receiver, done, errors)
 
@@ -106,13 +130,22 @@ def create_app(hub: Hub, *, lifespan: bool = False) -> Starlette:
     async def publish(request: Request) -> Response:
         room = request.path_params["room"]
         body = await request.json()
+        positions = []
         try:
             for text in body["texts"]:
                 message: Any = text if body.get("plain") else Note(text=text, room=room)
-                await hub.publish(room, message)
+                position = await hub.publish(room, message)
+                positions.append(None if position is None else str(position))
         except BackendUnavailable as error:
             return JSONResponse({"error": f"BackendUnavailable: {error}"}, status_code=503)
-        return JSONResponse({"published": len(body["texts"])})
+        return JSONResponse({"published": len(body["texts"]), "positions": positions})
+
+    async def presence(request: Request) -> Response:
+        try:
+            infos = await hub.presence(request.path_params["room"])
+        except BackendUnavailable as error:
+            return JSONResponse({"error": f"BackendUnavailable: {error}"}, status_code=503)
+        return JSONResponse(sorted(info["name"] for info in infos))
 
     async def count(request: Request) -> Response:
         room = request.path_params["room"]
@@ -136,6 +169,8 @@ def create_app(hub: Hub, *, lifespan: bool = False) -> Starlette:
         routes=[
             WebSocketRoute("/members/{client}/{rooms}", json_member),
             WebSocketRoute("/plain/{client}/{rooms}", plain_member),
+            WebSocketRoute("/since/{client}/{room}/{position}", recovering_member),
+            Route("/presence/{room}", presence),
             Route("/publish/{room}", publish, methods=["POST"]),
             Route("/count/{room}", count),
             Route("/stats", stats),
@@ -155,6 +190,8 @@ def main() -> None:
         url,
         heartbeat_interval=float(os.environ.get("HUB_HEARTBEAT", "5")),
         backend_timeout=float(os.environ.get("HUB_TIMEOUT", "2")),
+        history_size=int(os.environ.get("HUB_HISTORY", "0")),
+        key_prefix=os.environ.get("HUB_PREFIX", "wschannels"),
     )
     app = create_app(hub, lifespan=True)
     uvicorn.run(app, host="127.0.0.1", port=port, ws="websockets-sansio", log_level="warning")

@@ -1,4 +1,4 @@
-"""``wschannels-chat``: serve the chat app, on the in-process hub or on Redis."""
+"""``wschannels-chat``: serve the chat app, on the in-process hub, on Redis or on NATS."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from wschannels.hub import BackendUnavailable, Hub
 from wschannels.hub.redis import redact
 
 REDIS_URL_VARIABLE = "WSCHANNELS_REDIS_URL"
+NATS_URL_VARIABLE = "WSCHANNELS_NATS_URL"
+HEARTBEAT_VARIABLE = "WSCHANNELS_HUB_HEARTBEAT"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -27,16 +29,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
-    parser.add_argument(
+    brokers = parser.add_mutually_exclusive_group()
+    brokers.add_argument(
         "--redis",
         metavar="URL",
         default=os.environ.get(REDIS_URL_VARIABLE) or None,
         help=(
             "share rooms with other chat servers through Redis, e.g. redis://127.0.0.1:6379/0 "
+            "(or a cluster: redis+cluster://host:port) "
             f"(default: ${REDIS_URL_VARIABLE}, else one process on an in-memory hub)"
         ),
     )
-    return parser.parse_args(argv)
+    brokers.add_argument(
+        "--nats",
+        metavar="URL",
+        default=os.environ.get(NATS_URL_VARIABLE) or None,
+        help=(
+            "share rooms with other chat servers through NATS with JetStream "
+            f"(nats-server -js), e.g. nats://127.0.0.1:4222 (default: ${NATS_URL_VARIABLE})"
+        ),
+    )
+    args = parser.parse_args(argv)
+    if args.redis and args.nats:
+        parser.error("give --redis or --nats, not both")
+    return args
 
 
 def address(host: str, port: int) -> str:
@@ -65,8 +81,8 @@ class _Server(uvicorn.Server):
             )
 
 
-async def _redis_problem(url: str) -> str | None:
-    """Why the hub cannot use Redis at ``url``, or None when it can: said once, plainly."""
+async def _broker_problem(url: str) -> str | None:
+    """Why the hub cannot use the broker at ``url``, or None when it can: said once, plainly."""
     hub = Hub(url)
     try:
         await hub.start()
@@ -79,17 +95,21 @@ async def _redis_problem(url: str) -> str | None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Start the chat server; print the address to open once it listens."""
     args = parse_args(argv)
+    url = args.redis or args.nats
     try:
-        app = create_app(args.redis)
-    except ValueError as error:  # e.g. a URL that is not redis://
+        heartbeat = float(os.environ.get(HEARTBEAT_VARIABLE) or 5.0)
+        app = create_app(url, heartbeat_interval=heartbeat)
+    except ValueError as error:  # e.g. a URL that is not redis:// or nats://
         sys.exit(f"wschannels-chat: {error}")
-    if args.redis:
+    broker = "Redis" if args.redis else "NATS"
+    if url:
         # Before logging is set up, so a good check is silent and a bad one is one line.
-        problem = asyncio.run(_redis_problem(args.redis))
+        problem = asyncio.run(_broker_problem(url))
         if problem is not None:
-            sys.exit(f"wschannels-chat: {problem.rstrip('.')}. Is Redis running at that address?")
+            problem = problem.rstrip(".")
+            sys.exit(f"wschannels-chat: {problem}. Is {broker} running at that address?")
     logging.basicConfig(level=logging.INFO, format="%(levelname)-9s %(name)s: %(message)s")
-    hub_name = "Redis at " + redact(args.redis) if args.redis else "the in-memory hub"
+    hub_name = f"{broker} at {redact(url)}" if url else "the in-memory hub"
     server = _Server(wschannels.uvicorn_config(app, host=args.host, port=args.port), hub_name)
     try:
         server.run()

@@ -14,6 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from starlette.applications import Starlette
@@ -22,12 +23,16 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.websockets import WebSocket
 
 import wschannels
-from wschannels import Done, Errors, Receiver, Sender
-from wschannels.hub import BackendUnavailable, Hub
+from wschannels import Disconnect, Done, Errors, Receiver, Sender
+from wschannels.hub import BackendUnavailable, CannotRecover, Hub, PresenceEvent
 
 __all__ = [
+    "CLOSE_CANNOT_RECOVER",
+    "CLOSE_NAME_TAKEN",
+    "HISTORY_SIZE",
     "MAX_NAME_LENGTH",
     "MAX_ROOM_LENGTH",
     "MAX_TEXT_LENGTH",
@@ -46,22 +51,33 @@ HERE = Path(__file__).parent
 MAX_NAME_LENGTH = 32
 MAX_ROOM_LENGTH = 40
 MAX_TEXT_LENGTH = 500
+RECENT_LINES = 50  # lines a fresh join gets from history first
+HISTORY_SIZE = 1000  # lines each room keeps, for reconnecting pages
+HISTORY_TTL = 24 * 3600.0  # seconds a line stays in history
+
+CLOSE_NAME_TAKEN = 4001  # the display name is already in the room
+CLOSE_CANNOT_RECOVER = 4002  # the lines after ?since= are gone: reload
 
 _ROOM = re.compile(rf"[\w-]{{1,{MAX_ROOM_LENGTH}}}")
 
 
-class Message(msgspec.Struct):
+class Message(msgspec.Struct, omit_defaults=True):
     """One frame of the chat protocol, both ways: ``{"typ", "from", "text"}``.
 
     ``typ`` is "message" (a chat line), "join" / "leave" (someone came or
-    went), or "error" (the server refused what the client sent). A client
-    only sends "message"; the server fills in ``from`` itself, so nobody can
-    speak under another name.
+    went), "members" (everyone in the room now, in ``members``), "error" (the
+    server refused what the client sent), or "reset" (the lines missed since
+    ``?since=`` cannot be recovered: reload). A client only sends "message";
+    the server fills in ``from`` itself, so nobody can speak under another
+    name. Every chat line the server sends carries ``pos``, its position in
+    the room's history: a socket opened with ``?since=POS`` gets exactly the
+    lines after it before live ones.
     """
 
     typ: str
     from_: str = msgspec.field(default="", name="from")
     text: str = ""
+    members: list[str] | None = None
 
 
 def _has_control_characters(text: str, allowed: str = "") -> bool:
@@ -125,17 +141,27 @@ def _describe(error: Exception) -> str:
 
 
 def create_app(
-    redis_url: str | None = None, options: wschannels.Options | None = None
+    hub_url: str | None = None,
+    options: wschannels.Options | None = None,
+    *,
+    heartbeat_interval: float = 5.0,
 ) -> Starlette:
     """Build the chat app on a :class:`~wschannels.hub.Hub`, started and stopped with the app.
 
     Args:
-        redis_url: ``redis://host:port/db`` to share rooms with other processes
-            through Redis; None for the in-process hub.
+        hub_url: ``redis://host:port/db`` or ``nats://host:port`` to share rooms
+            with other processes; None for the in-process hub.
         options: connection options for the room socket; the defaults allow
             same-origin pages only.
+        heartbeat_interval: the hub's heartbeat: a crashed server's people
+            leave the member lists within three.
     """
-    hub = Hub(redis_url)
+    hub = Hub(
+        hub_url,
+        history_size=HISTORY_SIZE,
+        history_ttl=HISTORY_TTL,
+        heartbeat_interval=heartbeat_interval,
+    )
     stats = ChatStats()
     templates = Jinja2Templates(directory=HERE / "templates")
 
@@ -202,30 +228,92 @@ def create_app(
         await reply(sender, Message(typ="error", text=problem))
 
     async def publish(room: str, message: Message, sender: Sender[Message]) -> None:
-        """Send ``message`` to the room's other members; say so if only some got it."""
+        """Send a chat line to everyone in the room, its author too (it comes back with ``pos``)."""
         try:
-            await hub.publish(room, message, exclude=sender)
+            await hub.publish(room, message)
         except BackendUnavailable as error:
             logger.warning("%s", error)
             await refuse(
                 sender,
-                "The chat's message broker is unreachable: only people on this server "
-                "got that. It will catch up by itself.",
+                "The chat's message broker did not take that message, so nobody got it. "
+                "Try again in a moment.",
             )
+
+    async def name_taken(room: str, client: str, page: str) -> bool:
+        """Whether someone else (another page) is in ``room`` as ``client``."""
+        try:
+            present = await hub.presence(room)
+        except BackendUnavailable:
+            return False  # cannot tell: let them in rather than lock everyone out
+        return any(
+            isinstance(info, dict) and info.get("name") == client and info.get("page") != page
+            for info in present
+        )
+
+    async def enter(
+        room: str, client: str, page: str, since: str | None, sender: Sender[Message]
+    ) -> str | None:
+        """Join ``room``; None once in, else the refusal already sent (and the close code)."""
+        if await name_taken(room, client, page):
+            await refuse(
+                sender, f"Someone is already in # {room} as {client!r}. Please pick another name."
+            )
+            return "name taken"
+        # Told it is in first: then the history, then everything said in the room.
+        await reply(sender, Message(typ="join", from_=client, text="joined"))
+        info = {"name": client, "page": page}
+        try:
+            if since:
+                await hub.join(room, sender, info=info, since=since)
+            else:
+                await hub.join(room, sender, info=info, last=RECENT_LINES)
+        except (CannotRecover, ValueError) as error:
+            logger.info("room %r, client %r: %s", room, client, error)
+            await reply(
+                sender,
+                Message(
+                    typ="reset",
+                    text="Some messages of this room could not be recovered; reloading.",
+                ),
+            )
+            return "cannot recover"
+        except BackendUnavailable as error:
+            logger.warning("room %r, client %r: %s", room, client, error)
+            await refuse(sender, "The chat's message broker is unreachable; try again soon.")
+            return "unavailable"
+        return None
+
+    async def tell_members(
+        sender: Sender[Message], event: PresenceEvent, before: set[str] | None, client: str
+    ) -> set[str]:
+        """Send the member list, and who came and went since ``before``."""
+        names = {str(info.get("name")) for info in event.members if isinstance(info, dict)}
+        if before is not None:
+            for name in sorted(names - before):
+                if name != client:
+                    await reply(sender, Message(typ="join", from_=name, text="joined"))
+            for name in sorted(before - names):
+                await reply(sender, Message(typ="leave", from_=name, text="left"))
+        await reply(sender, Message(typ="members", members=sorted(names)))
+        return names
 
     @wschannels.json(Message, options)
     async def room_socket(
         name: str,
         client: str,
+        websocket: WebSocket,
         receiver: Receiver[Message],
         sender: Sender[Message],
         done: Done,
+        disconnect: Disconnect,
         errors: Errors,
     ) -> None:
         """One member of room ``name``, shown to others as ``client``."""
         stats.connections += 1
         stats.connections_total += 1
         problem = room_problem(name) or name_problem(client)
+        page = websocket.query_params.get("page", "")[:64]
+        since = websocket.query_params.get("since") or None
         joined = False
         try:
             if problem is not None:
@@ -233,49 +321,69 @@ def create_app(
                 logger.info("refused to join room %r as %r: %s", name, client, problem)
                 await refuse(sender, problem)
             else:
-                await hub.join(name, sender)
-                joined = True
-                # Told once it is in: from here on, it gets everything said in the room.
-                await reply(sender, Message(typ="join", from_=client, text="joined"))
-                await publish(name, Message(typ="join", from_=client, text="joined"), sender)
-
-            while True:
-                chosen, value, _ = await wschannels.select(receiver, done, errors)
-                if chosen is done:
+                refused = await enter(name, client, page, since, sender)
+                if refused == "name taken":
+                    await disconnect.send(CLOSE_NAME_TAKEN)
                     return
-                if chosen is errors:
-                    logger.warning("room %r, client %r: %s", name, client, value)
-                    await refuse(sender, _describe(value))
-                    continue
-                stats.messages_in += 1
-                if not joined:
-                    await refuse(sender, problem or "Join the room before sending messages.")
-                    continue
-                if value.typ != "message":
-                    await refuse(sender, f"Unknown message type {value.typ[:40]!r}.")
-                    continue
-                text_refused = text_problem(value.text)
-                if text_refused is not None:
-                    await refuse(sender, text_refused)
-                    continue
-                line = Message(typ="message", from_=client, text=value.text)
-                await reply(sender, line)
-                await publish(name, line, sender)
+                if refused == "cannot recover":
+                    await disconnect.send(CLOSE_CANNOT_RECOVER)
+                    return
+                joined = refused is None
+            with hub.watch(name) as changes:
+                await serve(name, client, joined, problem, receiver, sender, done, errors, changes)
         except wschannels.ChannelClosed:
             pass  # the connection ended while we were answering it
         finally:
             stats.connections -= 1
             if joined:
-                await say_goodbye(name, client, sender)
+                try:
+                    await hub.leave(name, sender)
+                except (BackendUnavailable, RuntimeError) as error:
+                    # RuntimeError: the server is shutting down and the hub has stopped.
+                    logger.info("could not take %r out of room %r: %s", client, name, error)
 
-    async def say_goodbye(room: str, client: str, sender: Sender[Message]) -> None:
-        """Tell the room that ``client`` left (the hub already took it out of the room)."""
-        try:
-            await hub.leave(room, sender)
-            await hub.publish(room, Message(typ="leave", from_=client, text="left"), exclude=sender)
-        except (BackendUnavailable, RuntimeError) as error:
-            # RuntimeError: the server is shutting down and the hub has stopped.
-            logger.info("could not tell room %r that %r left: %s", room, client, error)
+    async def serve(
+        name: str,
+        client: str,
+        joined: bool,
+        problem: str | None,
+        receiver: Receiver[Message],
+        sender: Sender[Message],
+        done: Done,
+        errors: Errors,
+        changes: Any,
+    ) -> None:
+        """The connection's one select loop: the client's lines, errors, who is in the room."""
+        names: set[str] | None = None
+        cases: list[Any] = [receiver, done, errors]
+        if joined:
+            cases.append(changes)
+        while True:
+            chosen, value, ok = await wschannels.select(*cases)
+            if chosen is done:
+                return
+            if chosen is changes:  # a watch is a channel the hub closes when it stops
+                if not ok:
+                    cases.remove(changes)
+                else:
+                    names = await tell_members(sender, value, names, client)
+                continue
+            if chosen is errors:
+                logger.warning("room %r, client %r: %s", name, client, value)
+                await refuse(sender, _describe(value))
+                continue
+            stats.messages_in += 1
+            if not joined:
+                await refuse(sender, problem or "Join the room before sending messages.")
+                continue
+            if value.typ != "message":
+                await refuse(sender, f"Unknown message type {value.typ[:40]!r}.")
+                continue
+            text_refused = text_problem(value.text)
+            if text_refused is not None:
+                await refuse(sender, text_refused)
+                continue
+            await publish(name, Message(typ="message", from_=client, text=value.text), sender)
 
     return Starlette(
         routes=[

@@ -1,13 +1,22 @@
-"""What a Hub needs from a backend: carry a publish to the other processes, and count."""
+"""What a Hub needs from a backend: carry publishes to other processes, keep history, presence."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ..codecs import Frame
+from .positions import Position
 
-__all__ = ["Backend", "Frames", "Receive", "frame_size"]
+__all__ = [
+    "Backend",
+    "Entry",
+    "Frames",
+    "Outgoing",
+    "PresenceChanged",
+    "Receive",
+    "frame_size",
+]
 
 
 class Frames:
@@ -27,6 +36,10 @@ class Frames:
         self.plain = plain
         self.plain_nbytes = 0 if plain is None else frame_size(plain)
 
+    @property
+    def nbytes(self) -> int:
+        return self.json_nbytes + self.plain_nbytes
+
 
 def frame_size(frame: Frame) -> int:
     """Bytes of a frame's payload on the wire (a text frame's UTF-8 length).
@@ -41,18 +54,49 @@ def frame_size(frame: Frame) -> int:
     return size or 1
 
 
-Receive = Callable[[str, Frames], Awaitable[None] | None]
-"""The hub's entry for a message from another process: deliver ``Frames`` to room members.
+class Entry(NamedTuple):
+    """One message kept in a room's history."""
 
-Returns an awaitable only when delivery must wait (the ``block`` policy).
+    position: Position
+    frames: Frames
+
+
+class Outgoing:
+    """A publish waiting in the hub's outbox for the backend.
+
+    ``excluded`` is the hub's id for a member of this process that must not
+    get the message (0: none); it only matters when the message comes back
+    from the backend, in a room with history.
+    """
+
+    __slots__ = ("excluded", "frames", "nbytes", "room")
+
+    def __init__(self, room: str, frames: Frames, excluded: int) -> None:
+        self.room = room
+        self.frames = frames
+        self.excluded = excluded
+        self.nbytes = frames.nbytes + len(room)
+
+
+Receive = Callable[[str, Frames, Position | None, int], Awaitable[None] | None]
+"""The hub's entry for a message from the backend: ``(room, frames, position, excluded)``.
+
+``position`` is set in a room with history; ``excluded`` is the hub's member
+id from :class:`Outgoing` when the message was published by this process, else
+0. Returns an awaitable only when delivery must wait (the ``block`` policy).
 """
+
+PresenceChanged = Callable[[str], None]
+"""Called with a room's name when its presence may have changed elsewhere."""
 
 
 class Backend(Protocol):
     """How a Hub reaches the other processes; the in-process backend reaches none."""
 
     name: str
-    """``"memory"`` or ``"redis"``."""
+    """``"memory"``, ``"redis"``, ``"redis-cluster"`` or ``"nats"``."""
+    url: str
+    """Where it is, for messages (a password replaced by ``***``)."""
     remote: bool
     """Whether publishes leave the process (then every kind's frame is encoded)."""
     connected: bool
@@ -64,27 +108,40 @@ class Backend(Protocol):
     def subscriptions(self) -> int:
         """Rooms this process is subscribed to in the backend."""
 
-    async def start(self, receive: Receive) -> None:
+    async def start(self, receive: Receive, presence_changed: PresenceChanged) -> None:
         """Connect; raise ``BackendUnavailable`` (naming the URL) if that cannot be done."""
 
     async def stop(self) -> None:
-        """Disconnect and withdraw this process's members from cluster-wide counts."""
+        """Disconnect and withdraw this process's members from presence."""
 
-    def room_changed(self, room: str, members: int) -> None:
-        """This process now has ``members`` members in ``room`` (0: it has none); never waits."""
+    def room_changed(self, room: str, members: dict[str, Any]) -> None:
+        """This process's members of ``room`` are now ``members`` (id: info; empty: none).
+
+        Never waits; the change reaches the backend in the background.
+        """
 
     async def synced(self) -> None:
         """Wait (bounded) until every ``room_changed`` so far is in effect in the backend."""
 
-    async def publish(self, room: str, frames: Frames) -> None:
-        """Send ``frames`` to the other processes' members of ``room``.
+    async def send(self, batch: list[Outgoing], history: bool) -> list[Position | None]:
+        """Publish ``batch`` in order; with ``history``, append each to its room's history.
+
+        Called by the hub's outbox task only, one batch at a time. Returns each
+        message's position (None without history).
 
         Raises:
-            BackendUnavailable: the backend could not take it within its timeout.
+            BackendUnavailable: the backend did not take the batch.
         """
 
-    async def count(self, room: str, local: int) -> int:
-        """Members of ``room`` in every process, given ``local`` members here.
+    async def presence(self, room: str) -> dict[str, Any]:
+        """Every live member of ``room`` in every process: a unique key -> its info.
+
+        Raises:
+            BackendUnavailable: the backend could not answer within its timeout.
+        """
+
+    async def history(self, room: str) -> tuple[list[Entry], Position | None]:
+        """The messages ``room``'s history still keeps, oldest first, and its latest position.
 
         Raises:
             BackendUnavailable: the backend could not answer within its timeout.

@@ -6,17 +6,52 @@ from enum import StrEnum
 
 from ..errors import WschannelsError
 
-__all__ = ["BackendUnavailable", "SlowConsumer", "SlowConsumerPolicy"]
+__all__ = ["BackendUnavailable", "CannotRecover", "SlowConsumer", "SlowConsumerPolicy"]
 
 
 class BackendUnavailable(WschannelsError):
-    """The hub's backend (Redis) cannot be reached.
+    """The hub's backend (Redis, NATS) cannot take or answer a request now.
 
-    Raised by ``Hub.start`` when Redis is unreachable (the message names the
-    URL), and by ``publish`` / ``count`` while it is away. A publish that
-    raises it has already reached the members in this process: only the
-    other processes missed it.
+    Raised by ``Hub.start`` when the backend is unreachable (the message names
+    the URL); by ``publish`` at once when the backend is known to be down or
+    the hub's outbox is full, and by ``count`` / ``presence`` while it is away.
+    A publish to a room without history that raises it has already reached
+    the members in this process: only the other processes missed it. In a
+    room with history, the message reached nobody, unless the message says
+    that it was sent and not confirmed.
     """
+
+
+class CannotRecover(WschannelsError):
+    """``join(room, sender, since=position)`` cannot give exactly the messages after ``position``.
+
+    The member was not added to the room. Either the room's history no longer
+    reaches back that far (it was trimmed by size or TTL), or it is another
+    history now (a new epoch: the backend lost it, or the position is from
+    another room). The application should start over, e.g. reload the page
+    and join without ``since``.
+
+    Attributes:
+        room: the room.
+        since: the position asked for.
+        reason: ``"trimmed"`` or ``"epoch"``.
+        position: the room's latest position now (None: it has no history yet).
+    """
+
+    def __init__(self, room: str, since: object, reason: str, position: object) -> None:
+        what = (
+            "its history no longer reaches back that far"
+            if reason == "trimmed"
+            else "that position is from another history of the room (its epoch changed)"
+        )
+        super().__init__(
+            f"cannot recover room {room!r} from position {str(since)!r}: {what}; "
+            f"the room is at {str(position) if position is not None else 'no position yet'}"
+        )
+        self.room = room
+        self.since = since
+        self.reason = reason
+        self.position = position
 
 
 class SlowConsumerPolicy(StrEnum):

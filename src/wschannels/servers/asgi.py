@@ -8,9 +8,9 @@ ASGI's ``receive`` and ``send`` are coroutines, but on a connection with data
 waiting (``receive``) or a writable socket (``send``) they finish without ever
 suspending. They are run that far synchronously (:mod:`.stepping`): a write
 costs no task, and reading needs no task of its own, since a ``receive`` that
-has to wait is resumed from its future's callback. Measured with the echo
-benchmark (``python -m bench --scenarios echo``), a reader task instead costs
-one task switch per message, and a task per write one more.
+has to wait is resumed from its future's callback. Measured with the echo benchmark
+(``python -m bench --scenarios echo``), a reader task instead costs one task
+switch per message, and a task per write one more.
 
 ASGI hides ping and pong: keepalive and the frame-size limit are the
 server's (see :mod:`wschannels.servers.uvicorn` for uvicorn's settings).
@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -30,7 +30,7 @@ from ..codecs import Frame
 from ..engine import Connection
 from ..handler import HandlerSpec, spec_of
 from ..session import NOT_AN_UPGRADE, Refusal, check_origin, open_connection, serve
-from .stepping import finish, run_soon, step, when_ready
+from .stepping import Steppable, begin, finish, step
 
 __all__ = ["AsgiTransport", "asgi", "serve_asgi", "starlette_endpoint"]
 
@@ -51,7 +51,7 @@ class AsgiTransport:
         self._send = send
         self._loop = asyncio.get_running_loop()
         self._connection: Connection | None = None
-        self._reading: Coroutine[Any, Any, Any] | None = None  # the receive() in flight
+        self._reading: Steppable | None = None  # the receive() in flight
         self._paused = False
         self._closed = False
 
@@ -78,18 +78,23 @@ class AsgiTransport:
             if reading is None:
                 if self._paused:  # a read in flight still completes: its event is taken
                     return
-                reading = self._reading = self._receive()  # type: ignore[assignment]
-                assert reading is not None
-            try:
-                done, result = step(reading)
+                reading = self._reading = begin(self._receive())
+            try:  # step() inlined: this runs once or twice per message
+                waited = reading.send(None)
+            except StopIteration as stop:
+                result = stop.value
             except Exception as error:
                 self._reading = None
                 self._closed = True
                 connection.log.info("reading failed: %r", error)
                 connection.peer_closed(1006)
                 return
-            if not done:
-                when_ready(result, self._ready)
+            else:
+                if waited is None:
+                    self._loop.call_soon(self._ready, None)
+                else:
+                    waited._asyncio_future_blocking = False  # see step()
+                    waited.add_done_callback(self._ready)
                 return
             self._reading = None
             kind = result["type"]
@@ -122,17 +127,22 @@ class AsgiTransport:
 
     def write(self, frame: Frame) -> Awaitable[None] | None:
         if type(frame) is str:
-            coro = self._send({"type": "websocket.send", "text": frame})
+            steps = begin(self._send({"type": "websocket.send", "text": frame}))
         else:
-            coro = self._send({"type": "websocket.send", "bytes": frame})
-        done, waited = step(coro)  # type: ignore[arg-type]
-        if done:
+            steps = begin(self._send({"type": "websocket.send", "bytes": frame}))
+        try:  # step() inlined: once per message
+            waited = steps.send(None)
+        except StopIteration:
             return None
-        return self._loop.create_task(finish(coro, waited))  # type: ignore[arg-type]
+        if waited is not None:
+            waited._asyncio_future_blocking = False
+        return self._loop.create_task(finish(steps, waited))
 
     def close(self, code: int) -> None:
-        coro: Any = self._send({"type": "websocket.close", "code": code})
-        run_soon(coro)
+        steps = begin(self._send({"type": "websocket.close", "code": code}))
+        done, waited = step(steps)
+        if not done:
+            self._loop.create_task(finish(steps, waited))
 
     def abort(self) -> None:
         """ASGI has no abort: stop reading; the server drops the socket when the app returns."""

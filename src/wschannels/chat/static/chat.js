@@ -3,6 +3,10 @@
 // User text only ever reaches the page through textContent, never as HTML.
 // A lost connection is retried with capped exponential backoff and jitter, and
 // the state is always on screen ("connecting…", "online", "reconnecting in 3s").
+// Every chat line carries its position in the room's history ("pos"); a
+// reconnect asks for the lines after the last one shown (?since=POS), so a
+// network blip loses nothing and shows nothing twice. If the server cannot
+// recover them ("reset"), the page says so and reloads.
 "use strict";
 
 (() => {
@@ -21,11 +25,16 @@
   const stateEl = document.getElementById("state");
   const meEl = document.getElementById("me");
   const leaveLink = document.getElementById("leave");
+  const membersEl = document.getElementById("members");
 
   const BACKOFF_FIRST_MS = 500;
   const BACKOFF_CAP_MS = 10000;
   const STABLE_AFTER_MS = 5000; // a connection this old resets the backoff
   const NAME_KEY = "wschannels-chat.name";
+  const REJOIN_KEY = "wschannels-chat.rejoin"; // set before a reload that should join again
+  const CLOSE_NAME_TAKEN = 4001;
+  // This page, to the server: a reconnect of this page is not "someone else with that name".
+  const pageId = Math.random().toString(36).slice(2, 12) + Date.now().toString(36);
 
   let socket = null;
   let name = null; // the name we want to be in the room as; null: not joining
@@ -35,6 +44,8 @@
   let openedAt = 0;
   let retryTimer = null;
   let countdownTimer = null;
+  let lastPos = null; // position of the last chat line shown
+  const shown = new Set(); // positions of the lines shown: none twice
 
   // ---- connection state -------------------------------------------------
 
@@ -49,7 +60,9 @@
 
   function socketUrl(forName) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    return `${scheme}//${location.host}${socketPath}${encodeURIComponent(forName)}`;
+    const query = new URLSearchParams({ page: pageId });
+    if (lastPos !== null) query.set("since", lastPos);
+    return `${scheme}//${location.host}${socketPath}${encodeURIComponent(forName)}?${query}`;
   }
 
   function connect() {
@@ -78,10 +91,11 @@
       }
       receive(message);
     };
-    ws.onclose = () => {
+    ws.onclose = (event) => {
       if (ws !== socket) return;
       socket = null;
       inRoom = false;
+      if (event.code === CLOSE_NAME_TAKEN) name = null; // asked for another name already
       if (openedAt && Date.now() - openedAt > STABLE_AFTER_MS) attempt = 0;
       openedAt = 0;
       if (name === null) {
@@ -173,10 +187,38 @@
         return;
       }
     }
-    if (typ === "message") addMessage(from, text);
-    else if (typ === "join") addNotice(from, "joined");
+    if (typ === "message") {
+      const pos = typeof message.pos === "string" ? message.pos : null;
+      if (pos !== null) {
+        if (shown.has(pos)) return;
+        shown.add(pos);
+        lastPos = pos;
+      }
+      addMessage(from, text);
+    } else if (typ === "join") addNotice(from, "joined");
     else if (typ === "leave") addNotice(from, "left");
+    else if (typ === "members") showMembers(message.members);
+    else if (typ === "reset") reset(text);
     else if (typ === "error") addError(text);
+  }
+
+  function showMembers(names) {
+    membersEl.replaceChildren();
+    for (const member of Array.isArray(names) ? names : []) {
+      const item = element("li", member === name ? "me" : "", String(member));
+      membersEl.append(item);
+    }
+    membersEl.hidden = false;
+  }
+
+  function reset(text) {
+    // The lines missed while away are gone from the room's history: start over,
+    // and join again as the same person once reloaded.
+    sessionStorage.setItem(REJOIN_KEY, JSON.stringify({ room, name }));
+    name = null;
+    addError(text || "Some messages could not be recovered; reloading.");
+    showState("reconnecting", "reloading…");
+    setTimeout(() => location.reload(), 1500);
   }
 
   function enterRoom() {
@@ -294,4 +336,15 @@
   nameInput.value = localStorage.getItem(NAME_KEY) ?? "";
   nameInput.focus();
   showState("idle", "not connected");
+  let rejoin = null;
+  try {
+    rejoin = JSON.parse(sessionStorage.getItem(REJOIN_KEY) ?? "null");
+  } catch {
+    rejoin = null;
+  }
+  sessionStorage.removeItem(REJOIN_KEY);
+  if (rejoin && rejoin.room === room && typeof rejoin.name === "string") {
+    name = rejoin.name;
+    connect();
+  }
 })();
