@@ -23,7 +23,7 @@ WAIT = 10.0
 
 
 class RawClient:
-    """One connection; ``pings`` counts the pings the server sent."""
+    """One connection; ``pings`` and ``pongs`` count those the server sent."""
 
     def __init__(
         self,
@@ -37,6 +37,7 @@ class RawClient:
         self.protocol = protocol
         self.response = response
         self.pings = 0
+        self.pongs = 0
         self.answer_pings = False
         self.closed_by_server: Close | None = None
         self._frames: list[Frame] = []
@@ -135,7 +136,9 @@ class RawClient:
                     self.pings += 1
                     if self.answer_pings:
                         self.writer.write(b"".join(self.protocol.data_to_send()))
-                elif event.opcode is not Opcode.PONG:
+                elif event.opcode is Opcode.PONG:
+                    self.pongs += 1
+                else:
                     self._frames.append(event)
             if not data and not self._frames:
                 return None

@@ -293,3 +293,21 @@ async def test_a_hub_room_across_picows_connections_reaches_every_member() -> No
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(eve.recv(), 0.2)
         await eventually(lambda: hub.local_count("lobby") == 0)
+
+
+async def test_what_came_before_a_protocol_violation_is_answered_first_and_nothing_after() -> None:
+    from websockets.frames import Opcode
+
+    from tests.rawws import RawClient
+
+    async with serving(ECHOES) as server:
+        client = await RawClient.connect(server.port, "/text")
+        # One write: a message, a frame with a reserved bit, a ping (Autobahn 3.2).
+        client.send_text("before")
+        client.send_frame(Opcode.TEXT, b"broken", rsv=0b010)
+        client.send_frame(Opcode.PING, b"")
+        frame = await asyncio.wait_for(client.next_frame(), 10)
+        assert frame is not None and frame.data == b"before"
+        assert await client.close_code() == CloseCode.PROTOCOL_ERROR
+        assert client.pongs == 0  # the ping after the violation was not answered
+        await client.aclose()

@@ -84,6 +84,7 @@ class _PicowsTransport(WSListener):
 
     __slots__ = (
         "_arguments",
+        "_broken",
         "_connection",
         "_drain",
         "_feed",
@@ -117,6 +118,7 @@ class _PicowsTransport(WSListener):
         self._fragments: _Fragments | None = None
         self._on_pong: Callable[[], None] | None = None
         self._peer_code: int | None = None  # the client's close code, once it arrived
+        self._broken = False  # the client broke the protocol
         self.disconnected = False
 
     # -- picows' callbacks ------------------------------------------------------------
@@ -135,6 +137,8 @@ class _PicowsTransport(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
+        if self._broken and kind is not _CLOSE:  # after a violation only the close counts
+            return
         if frame.rsv1 or frame.rsv2 or frame.rsv3:
             self._fail(CloseCode.PROTOCOL_ERROR, "a frame has reserved bits set")
             return
@@ -262,7 +266,8 @@ class _PicowsTransport(WSListener):
         self._fail(CloseCode.INVALID_FRAME_PAYLOAD_DATA, "a text message is not valid UTF-8")
 
     def _fail(self, code: int, why: str) -> None:
-        """The client broke the protocol: close with ``code``."""
+        """The client broke the protocol: close with ``code``; ignore all but its close."""
+        self._broken = True
         self._fragments = None
         connection = self._connection
         assert connection is not None
