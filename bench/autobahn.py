@@ -1,6 +1,7 @@
 """Autobahn|Testsuite cases 1-11: a ``raw()`` echo on every server, and each raw server echo.
 
-    python -m bench.autobahn run --wstest /path/to/wstest   # writes docs/autobahn.md
+    python -m bench.autobahn run --wstest /path/to/wstest   # writes docs/autobahn.md and .json
+    python -m bench.autobahn report                          # the .md again from the .json
 
 ``wstest`` is Autobahn|Testsuite's fuzzing client; it runs only on Python 2.7
 (``virtualenv -p python2.7 ab && ab/bin/pip install autobahntestsuite``).
@@ -190,50 +191,73 @@ def _case_key(case: str) -> tuple[int, ...]:
     return tuple(int(part) for part in case.split("."))
 
 
-def report(results: dict[str, dict[str, Any]]) -> str:
+def report(results: dict[str, dict[str, str]]) -> str:
+    """docs/autobahn.md from the verdicts: {server: {case: behavior}}."""
     lines = [
         "# Autobahn|Testsuite, cases 1-11",
         "",
         "`python -m bench.autobahn run --wstest PATH` (see bench/autobahn.py) runs Autobahn's",
         "fuzzing client against a `raw()` echo on each server and against each server's own",
-        "raw echo (same limits: 16 MiB messages, no compression). A wschannels row is not",
-        "worse than its raw row in any case: a case graded FAILED or NON-STRICT there is",
-        "listed for both.",
+        "raw echo (same limits: 16 MiB messages, no compression); `docs/autobahn.json` has every",
+        "verdict. Cases 12 and 13 (compression) are left out.",
         "",
-        "| server | OK | NON-STRICT | INFORMATIONAL | UNIMPLEMENTED | FAILED | not OK |",
-        "|---|---|---|---|---|---|---|",
+        "| server | OK | NON-STRICT | INFORMATIONAL | FAILED | not OK |",
+        "|---|---|---|---|---|---|",
     ]
     for name in [*SERVERS, *RAW]:
         if name not in results:
             continue
-        counts = Counter(result["behavior"] for result in results[name].values())
+        verdicts = results[name]
+        counts = Counter(verdicts.values())
         not_ok = sorted(
-            (case for case, result in results[name].items() if result["behavior"] != "OK"),
+            (case for case, verdict in verdicts.items() if verdict not in ("OK", "INFORMATIONAL")),
             key=_case_key,
         )
-        shown = ", ".join(
-            f"{case} ({results[name][case]['behavior']})"
-            for case in not_ok
-            if results[name][case]["behavior"] != "INFORMATIONAL"
-        )
+        shown = ", ".join(f"{case} {verdicts[case]}" for case in not_ok[:16])
+        if len(not_ok) > 16:
+            shown += f", and {len(not_ok) - 16} more"
         described = SERVERS[name][0] if name in SERVERS else RAW[name]
         lines.append(
-            f"| {name}: {described} | {counts['OK']} | {counts['NON-STRICT']} | "
-            f"{counts['INFORMATIONAL']} | {counts['UNIMPLEMENTED']} | {counts['FAILED']} | "
-            f"{shown or '-'} |"
+            f"| `{name}`: {described} | {counts['OK']} | {counts['NON-STRICT']} | "
+            f"{counts['INFORMATIONAL']} | {counts['FAILED']} | {shown or '-'} |"
         )
-    lines += ["", "Where wschannels grades worse than the same server's raw echo:", ""]
+    lines += ["", "Cases where wschannels grades worse than the same server's raw echo:", ""]
     order = {"OK": 0, "INFORMATIONAL": 0, "UNIMPLEMENTED": 1, "NON-STRICT": 1, "FAILED": 2}
     worse = []
     for name, (_, raw) in SERVERS.items():
         if name not in results or raw not in results:
             continue
-        for case, result in results[name].items():
-            theirs = results[raw].get(case, {}).get("behavior", "OK")
-            if order.get(result["behavior"], 2) > order.get(theirs, 2):
-                worse.append(f"- {name} {case}: {result['behavior']} ({raw}: {theirs})")
-    lines += sorted(worse) or ["- none"]
+        for case, verdict in sorted(results[name].items(), key=lambda item: _case_key(item[0])):
+            theirs = results[raw].get(case, "OK")
+            if order.get(verdict, 2) > order.get(theirs, 2):
+                worse.append(f"- `{name}` {case}: {verdict} (`{raw}`: {theirs})")
+    lines += worse or ["- none"]
+    lines += ["", *NOTES]
     return "\n".join(lines) + "\n"
+
+
+NOTES = """\
+Why the cases left are what they are:
+
+- picows parses a whole read before it calls the application, and a frame it cannot parse
+  (a reserved opcode, 4.1.x/4.2.x; a second close frame, 7.1.2) makes it close with 1002
+  without delivering the frame before it: the adapter never sees them. Whether those
+  frames came in the same read decides between OK and NON-STRICT, so `raw-picows` and
+  `wschannels-picows` trade these verdicts from run to run. Everything picows leaves to the
+  application (reserved bits, fragment order, UTF-8, close codes: 3.x, 5.x, 6.x, 7.3, 7.5,
+  7.7, 7.9) the adapter does, and a violation is answered after the replies to what came
+  before it (3.2, 5.15), as a server answering from its read loop would.
+- aiohttp closes the connection inside `receive()` as soon as it parses a bad frame, before
+  the handler (in its own task) has answered the messages before it; a raw echo answering
+  from its read loop gets them out first (3.2, 3.3, 4.x, 5.15: NON-STRICT, not FAILED).
+  Yielding to the handler before each read would fix it at half the throughput (measured:
+  100,023 to 44,699 msg/s, echo N=10 W=64, `python -m bench --scenarios echo`). 7.9.5 (close
+  code 1006 accepted by aiohttp) is OK through wschannels: its adapter answers closes itself.
+- 7.1.5 (websockets' protocol code, under uvicorn and on its own server) and 9.1.6/9.2.6
+  (16 MiB messages on aiohttp), 9.3.x/9.4.x (4 MiB in small fragments on `websockets`) fail
+  on the raw echo of the same server too.
+- 6.4.x (fail fast on invalid UTF-8 inside a fragmented message) is NON-STRICT everywhere:
+  text is checked once a message is whole.""".splitlines()
 
 
 def main() -> None:
@@ -246,24 +270,24 @@ def main() -> None:
     running.add_argument("--wstest", required=True)
     running.add_argument("--only", nargs="*", default=None)
     running.add_argument("--output", default="docs/autobahn.md")
+    reporting = commands.add_parser("report", help="docs/autobahn.md again from its .json")
+    reporting.add_argument("--output", default="docs/autobahn.md")
     args = parser.parse_args()
     if args.command == "serve":
         serve(args.name, args.port)
         return
-    results: dict[str, dict[str, Any]] = {}
+    output = Path(args.output)
+    if args.command == "report":
+        output.write_text(report(json.loads(output.with_suffix(".json").read_text())))
+        return
+    results: dict[str, dict[str, str]] = {}
     for name in args.only or [*SERVERS, *RAW]:
         with tempfile.TemporaryDirectory() as outdir:
-            results[name] = run_one(name, args.wstest, Path(outdir))
-        print(name, Counter(r["behavior"] for r in results[name].values()), flush=True)
-    Path(args.output).write_text(report(results))
-    Path(args.output).with_suffix(".json").write_text(
-        json.dumps(
-            {name: {c: r["behavior"] for c, r in cases.items()} for name, cases in results.items()},
-            indent=1,
-            sort_keys=True,
-        )
-    )
-
+            cases = run_one(name, args.wstest, Path(outdir))
+        results[name] = {case: result["behavior"] for case, result in cases.items()}
+        print(name, Counter(results[name].values()), flush=True)
+    output.with_suffix(".json").write_text(json.dumps(results, indent=1, sort_keys=True))
+    output.write_text(report(results))
 
 if __name__ == "__main__":
     main()
