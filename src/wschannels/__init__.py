@@ -30,6 +30,7 @@ from .channels import (
 from .close_codes import CloseCode
 from .codecs import InvalidMessage
 from .connection import MessageTooBig, ReceiverStalled, WriteFailed, WriteTimeout
+from .extras import MissingExtra, require
 from .hub import BackendUnavailable, Hub, HubStatistics, SlowConsumer, SlowConsumerPolicy
 from .integrations.asgi import asgi
 from .integrations.uvicorn import run, uvicorn_config
@@ -42,6 +43,7 @@ _PICOWS_NAMES = frozenset({"PicowsServer", "run_picows", "serve_picows"})
 def __getattr__(name: str) -> object:
     """The picows transport, imported on first use: picows is an optional extra."""
     if name in _PICOWS_NAMES:
+        require("picows", "picows", f"wschannels.{name}")
         from .transports import picows
 
         return getattr(picows, name)
@@ -62,6 +64,7 @@ __all__ = [
     "InvalidMessage",
     "LogLevel",
     "MessageTooBig",
+    "MissingExtra",
     "Options",
     "PicowsServer",
     "Receiver",

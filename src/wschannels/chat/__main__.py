@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
-import socket
 import sys
 from collections.abc import Sequence
 
-import uvicorn
-
-import wschannels
-from wschannels.chat.app import create_app
-from wschannels.hub import BackendUnavailable, Hub
-from wschannels.hub.redis import redact
+from wschannels.extras import MissingExtra, require
 
 REDIS_URL_VARIABLE = "WSCHANNELS_REDIS_URL"
+
+# What the demo needs beyond the binding: pip install 'wschannels[chat]'.
+CHAT_EXTRA = ("uvicorn", "jinja2", "redis")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -39,64 +34,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def address(host: str, port: int) -> str:
-    """The URL to open in a browser for a server listening on ``host:port``."""
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    elif ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, printing the address to open once it is listening."""
-
-    def __init__(self, config: uvicorn.Config, hub_name: str) -> None:
-        super().__init__(config)
-        self._hub_name = hub_name
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            config = self.config
-            print(
-                f"wschannels chat on {self._hub_name}: open {address(config.host, config.port)}",
-                flush=True,
-            )
-
-
-async def _redis_problem(url: str) -> str | None:
-    """Why the hub cannot use Redis at ``url``, or None when it can: said once, plainly."""
-    hub = Hub(url)
-    try:
-        await hub.start()
-    except BackendUnavailable as error:
-        return str(error)
-    await hub.stop()
-    return None
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Start the chat server; print the address to open once it listens."""
     args = parse_args(argv)
     try:
-        app = create_app(args.redis)
-    except ValueError as error:  # e.g. a URL that is not redis://
+        for module in CHAT_EXTRA:
+            require(module, "chat", "wschannels-chat")
+    except MissingExtra as error:
         sys.exit(f"wschannels-chat: {error}")
-    if args.redis:
-        # Before logging is set up, so a good check is silent and a bad one is one line.
-        problem = asyncio.run(_redis_problem(args.redis))
-        if problem is not None:
-            sys.exit(f"wschannels-chat: {problem.rstrip('.')}. Is Redis running at that address?")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)-9s %(name)s: %(message)s")
-    hub_name = "Redis at " + redact(args.redis) if args.redis else "the in-memory hub"
-    server = _Server(wschannels.uvicorn_config(app, host=args.host, port=args.port), hub_name)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    if not server.started:
-        sys.exit(1)
+    from wschannels.chat.server import serve_chat
+
+    serve_chat(args)
 
 
 if __name__ == "__main__":

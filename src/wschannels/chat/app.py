@@ -22,10 +22,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 
 import wschannels
 from wschannels import Done, Errors, Receiver, Sender
+from wschannels.extras import require
 from wschannels.hub import BackendUnavailable, Hub
 
 __all__ = [
@@ -138,6 +138,9 @@ def create_app(
     """
     hub = Hub(redis_url)
     stats = ChatStats()
+    require("jinja2", "chat", "the chat demo")
+    from starlette.templating import Jinja2Templates
+
     templates = Jinja2Templates(directory=HERE / "templates")
 
     def rooms_here() -> dict[str, int]:

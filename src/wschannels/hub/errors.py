@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["BackendUnavailable", "SlowConsumer", "SlowConsumerPolicy"]
+__all__ = ["BackendUnavailable", "SlowConsumer", "SlowConsumerPolicy", "redact"]
 
 
 class BackendUnavailable(Exception):
@@ -84,3 +86,17 @@ class SlowConsumer(Exception):
         self.message_bytes = message_bytes
         self.max_queued_bytes = max_queued_bytes
         self.dropped_bytes = dropped_bytes
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            user = parts.username or ""
+            host = parts.netloc.rsplit("@", 1)[1]
+            parts = parts._replace(netloc=f"{user}:***@{host}")
+        url = urlunsplit(parts)
+    except ValueError:
+        pass
+    return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)

@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 
 from ..close_codes import CloseCode
 from ..codecs import Frame, WireKind, encode_for_kind
+from ..extras import require
 from .backend import Backend, Frames
-from .errors import SlowConsumer, SlowConsumerPolicy
+from .errors import SlowConsumer, SlowConsumerPolicy, redact
 from .memory import MemoryBackend
 
 __all__ = ["Hub", "HubStatistics"]
@@ -635,6 +636,7 @@ def _backend_for(
     if scheme == "memory":
         return MemoryBackend()
     if scheme in ("redis", "rediss", "unix"):
+        require("redis", "redis", f"Hub({redact(url)!r})")
         from .redis import RedisBackend
 
         return RedisBackend(
@@ -644,8 +646,6 @@ def _backend_for(
             heartbeat_interval=heartbeat_interval,
             logger=logger,
         )
-    from .redis import redact
-
     raise ValueError(
         f"unsupported hub URL {redact(url)!r}: use None or 'memory://' for the in-process "
         "hub, or 'redis://host:port/db' ('rediss://' for TLS) for Redis"

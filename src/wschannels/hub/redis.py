@@ -35,11 +35,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 import secrets
 import struct
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -49,7 +47,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from .backend import Frames, Receive
-from .errors import BackendUnavailable
+from .errors import BackendUnavailable, redact
 
 __all__ = ["RedisBackend", "redact"]
 
@@ -67,20 +65,6 @@ _JSON = b"j"
 _PLAIN = b"p"
 
 _TROUBLE = (RedisError, OSError, TimeoutError)
-
-
-def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***``, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is not None:
-            user = parts.username or ""
-            host = parts.netloc.rsplit("@", 1)[1]
-            parts = parts._replace(netloc=f"{user}:***@{host}")
-        url = urlunsplit(parts)
-    except ValueError:
-        pass
-    return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
 
 
 def _describe(error: BaseException, timeout: float) -> str:
