@@ -65,7 +65,9 @@ class Route:
         options = self.options
         client = scope.get("client")
         peer = f"{client[0]}:{client[1]}" if client else "unknown"
-        if not origin_allowed(options.allowed_origin, origin, host):
+        if not origin_allowed(
+            options.allowed_origin, origin, host, require_origin=options.require_origin
+        ):
             if not options.skip_logging and options.log_level >= 1:
                 options.logger.warning("[%s] origin %r not allowed", peer, origin)
             await _deny(scope, send, 403, b"Origin not allowed")

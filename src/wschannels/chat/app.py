@@ -134,7 +134,7 @@ def create_app(
         redis_url: ``redis://host:port/db`` to share rooms with other processes
             through Redis; None for the in-process hub.
         options: connection options for the room socket; the defaults allow
-            same-origin pages only.
+            same-origin pages (and clients that send no Origin, which are not browsers).
     """
     hub = Hub(redis_url)
     stats = ChatStats()

@@ -626,7 +626,10 @@ class PicowsServer:
             options = route.options
             headers = request.headers
             origin = headers.get("Origin")
-            if not origin_allowed(options.allowed_origin, origin, headers.get("Host")):
+            host = headers.get("Host")
+            if not origin_allowed(
+                options.allowed_origin, origin, host, require_origin=options.require_origin
+            ):
                 if not options.skip_logging and options.log_level >= 1:
                     options.logger.warning("origin %r not allowed on %s", origin, path)
                 return _refuse(403, b"Origin not allowed")
