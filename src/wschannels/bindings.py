@@ -23,6 +23,7 @@ from .codecs import BytesCodec, Codec, JsonCodec, RawCodec, TextCodec
 from .connection import Connection
 from .options import Options
 from .origin import origin_allowed
+from .refusals import refused_on_purpose
 from .transports.asgi import AsgiReader, AsgiTransport
 from .views import Disconnect, Done, Errors, Receiver, Sender
 
@@ -116,6 +117,7 @@ def _origin_and_host(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, st
 async def _deny(scope: Any, send: Any, status: int, body: bytes) -> None:
     """Refuse the handshake with an HTTP status where the server allows it, else close."""
     if "websocket.http.response" in scope.get("extensions", {}):
+        refused_on_purpose()
         await send(
             {
                 "type": "websocket.http.response.start",
