@@ -217,8 +217,12 @@ class Client:
     def abort(self) -> None:
         """Drop the TCP connection at once, without a closing handshake (as a network failure)."""
         transport = self._connection.transport
-        if transport is not None and not transport.is_closing():
+        if transport is None or transport.is_closing():
+            return
+        try:
             transport.abort()
+        except RuntimeError:  # its event loop is closed: the connection went with it
+            pass
 
     async def __aenter__(self) -> Client:
         return self
