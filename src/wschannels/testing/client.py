@@ -246,9 +246,8 @@ class Connecting:
             connection = await self._opening
         except _exceptions.InvalidStatus as refusal:
             response = refusal.response
-            raise Refused(
-                self._url, response.status_code, response.body or b"", dict(response.headers)
-            ) from None
+            headers = dict(response.headers.raw_items())  # a repeated header: the last one
+            raise Refused(self._url, response.status_code, response.body or b"", headers) from None
         self.client = Client(connection, self._url, self._timeout)
         return self.client
 

@@ -19,7 +19,7 @@ _STOP_TIMEOUT = 10.0
 class LiveServer:
     """A running server: its port, base URLs, and the Origin its own pages send."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = port
         self.http = f"http://{host}:{port}"
@@ -60,7 +60,7 @@ async def serve(
                     raise RuntimeError("uvicorn stopped before it started")
                 await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield LiveServer(host, port)
+        yield LiveServer(port, host)
     finally:
         server.should_exit = True
         with contextlib.suppress(TimeoutError):
