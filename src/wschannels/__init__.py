@@ -39,6 +39,7 @@ from .errors import (
     WriteTimeout,
     WschannelsError,
 )
+from .extras import MissingExtra, require
 from .hub import (
     BackendUnavailable,
     CannotRecover,
@@ -60,6 +61,7 @@ _PICOWS_NAMES = frozenset({"PicowsServer", "run_picows", "serve_picows"})
 def __getattr__(name: str) -> object:
     """The picows adapter, imported on first use: picows is an optional extra."""
     if name in _PICOWS_NAMES:
+        require("picows", "picows", f"wschannels.{name}")
         from .servers import picows
 
         return getattr(picows, name)
@@ -84,6 +86,7 @@ __all__ = [
     "KeepaliveTimeout",
     "LogLevel",
     "MessageTooBig",
+    "MissingExtra",
     "Options",
     "PicowsServer",
     "Position",

@@ -64,7 +64,12 @@ class Options:
         send_channel_buffer: items the sender holds before ``send`` waits.
         recv_channel_buffer: messages the receiver holds before reading pauses.
         allowed_origin: regular expression the ``Origin`` header must match as a
-            whole; ``{{host}}`` stands for the request's Host, escaped.
+            whole, when there is one; ``{{host}}`` stands for the request's Host,
+            escaped.
+        require_origin: refuse a handshake without an ``Origin`` header (403).
+            Off by default: browsers always send one, and a client that sends
+            none (a script, another server) cannot be used for cross-site
+            WebSocket hijacking.
         close_on_invalid_message: close with 1007 when a message cannot be
             decoded, instead of reporting it on ``errors`` and going on.
         errors_channel_buffer: errors held for the handler; older ones are
@@ -81,6 +86,7 @@ class Options:
     send_channel_buffer: int = 10
     recv_channel_buffer: int = 10
     allowed_origin: str = r"https?://{{host}}$"
+    require_origin: bool = False
     close_on_invalid_message: bool = False
     errors_channel_buffer: int = 16
 
@@ -114,6 +120,10 @@ class Options:
         if not isinstance(self.allowed_origin, str):
             raise TypeError(
                 f"Options.allowed_origin must be a str, got {self.allowed_origin!r}"
+            )
+        if not isinstance(self.require_origin, bool):
+            raise TypeError(
+                f"Options.require_origin must be a bool, got {self.require_origin!r}"
             )
         try:
             re.compile(self.allowed_origin.replace("{{host}}", "host"))

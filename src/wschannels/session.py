@@ -50,7 +50,7 @@ def check_origin(
 ) -> Refusal | None:
     """None if ``origin`` may open this handler's WebSocket, else the refusal (logged)."""
     options = spec.options
-    if origin_allowed(options.allowed_origin, origin, host):
+    if origin_allowed(options.allowed_origin, origin, host, require_origin=options.require_origin):
         return None
     if not options.skip_logging and options.log_level >= 1:
         options.logger.warning(
