@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import msgspec
 
 from ..extras import require
+from . import inprocess
+from .inprocess import RefusedInProcess
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -248,6 +250,8 @@ class Connecting:
             response = refusal.response
             headers = dict(response.headers.raw_items())  # a repeated header: the last one
             raise Refused(self._url, response.status_code, response.body or b"", headers) from None
+        except RefusedInProcess as refusal:
+            raise Refused(self._url, refusal.status, refusal.body, refusal.headers) from None
         self.client = Client(connection, self._url, self._timeout)
         return self.client
 
@@ -272,15 +276,17 @@ def connect(
     timeout: float = DEFAULT_TIMEOUT,
     max_size: int | None = 2**20,
     compression: str | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> Connecting:
     """Open a test connection: ``client = await connect(url)`` or ``async with connect(url) as c``.
 
     Args:
-        target: a ``ws://`` or ``wss://`` URL of a live server. (An app or a
-            decorated handler, run in-process with no server, comes with the
-            engine's in-memory transport; until then serve it with
-            :func:`wschannels.testing.serve` and pass its URL.)
-        path: appended to ``target``.
+        target: a ``ws://`` or ``wss://`` URL of a live server; or, run
+            in-process with no server and no port, a Starlette or FastAPI app,
+            any ASGI app, or a decorated handler (on the engine's in-memory
+            transport). An app's lifespan is not run: start what it starts
+            (``async with hub:``) in the test.
+        path: appended to ``target``; for an app, the path requested.
         origin: the Origin header: ``None`` sends none (as scripts and servers
             do), :data:`SAME_ORIGIN` the one a page on that server sends, or any
             string.
@@ -290,17 +296,26 @@ def connect(
             ``send`` and ``close``.
         max_size: largest message accepted from the server, in bytes.
         compression: ``"deflate"`` to offer permessage-deflate; off by default.
+        params: a decorated handler's parameters other than its views (what a
+            route's path would give), when it runs in-process.
 
     Raises:
         Refused: (when awaited) the server answered the handshake with an HTTP
             status instead of switching protocols.
     """
     if not isinstance(target, str):
-        raise NotImplementedError(
-            "connecting to an app in-process needs the in-memory transport, which is not "
-            "there yet: serve the app with `async with wschannels.testing.serve(app) as "
-            "server:` and connect to server.url(path)"
+        where = f"in-process {getattr(target, '__qualname__', type(target).__name__)}{path or ''}"
+        if isinstance(origin, _SameOrigin):
+            origin = f"http://{inprocess.HOST}"
+        opening = inprocess.open_in_process(
+            target,
+            path or "/",
+            origin=origin,
+            headers=headers,
+            subprotocols=subprotocols,
+            params=params,
         )
+        return Connecting(opening, where, timeout)
     url = target + (path or "")
     if isinstance(origin, _SameOrigin):
         origin = same_origin(url)
