@@ -50,6 +50,7 @@ from .hub import (
     SlowConsumer,
     SlowConsumerPolicy,
 )
+from .metrics import Stats, aiohttp_metrics, metrics_endpoint, stats
 from .options import LogLevel, Options
 from .servers.asgi import asgi
 from .servers.uvicorn import run, uvicorn_config
@@ -99,20 +100,24 @@ __all__ = [
     "SlowConsumer",
     "SlowConsumerPolicy",
     "State",
+    "Stats",
     "Ticker",
     "WouldBlock",
     "WriteFailed",
     "WriteTimeout",
     "WschannelsError",
     "after",
+    "aiohttp_metrics",
     "asgi",
     "bytes_messages",
     "json",
     "messages",
+    "metrics_endpoint",
     "raw",
     "run",
     "run_picows",
     "select",
+    "stats",
     "serve_picows",
     "ticker",
     "try_select",

@@ -51,6 +51,7 @@ from .errors import (
     WriteFailed,
     WriteTimeout,
 )
+from .metrics import registry as metrics
 from .options import LogLevel, Options
 
 __all__ = [
@@ -135,6 +136,17 @@ class ConnectionStatistics(NamedTuple):
     """Messages received from the client."""
     messages_out: int
     """Frames written to the client (the handler's and a Hub's)."""
+    bytes_in: int
+    """Payload received: bytes of binary messages, characters of text ones.
+
+    (Counting the UTF-8 length of non-ASCII text would cost an encode per message.)
+    """
+    bytes_out: int
+    """Payload written, counted the same way."""
+    invalid_messages: int
+    """Messages that could not be decoded."""
+    too_big: int
+    """Messages over ``max_message_size``."""
     messages_discarded: int
     """Received messages nobody read: no receiver, or unread at the end."""
     messages_undelivered: int
@@ -261,6 +273,9 @@ class Connection:
     """
 
     __slots__ = (
+        "__weakref__",  # the process's metrics registry holds connections weakly
+        "_bytes_in",
+        "_bytes_out",
         "_close_callbacks",
         "_close_code",
         "_close_timer",
@@ -270,6 +285,7 @@ class Connection:
         "_errors_dropped",
         "_grace_timer",
         "_heard",
+        "_invalid_messages",
         "_keepalive",
         "_keepalive_timer",
         "_last_heard",
@@ -289,9 +305,11 @@ class Connection:
         "_room_waiters",
         "_send_capacity",
         "_stall_timer",
+        "_too_big",
         "_transport",
         "_write_timer",
         "_written_some",
+        "binding",
         "codec",
         "delivered_bytes_queued",
         "done",
@@ -310,8 +328,10 @@ class Connection:
         *,
         wants_receiver: bool = True,
         keepalive: bool = False,
+        binding: str = "raw",
     ) -> None:
         self.codec = codec
+        self.binding = binding
         self.options = options
         self.peer = peer
         self.state = State.OPEN
@@ -355,6 +375,10 @@ class Connection:
         self._messages_discarded = 0
         self._messages_undelivered = 0
         self._errors_dropped = 0
+        self._bytes_in = 0
+        self._bytes_out = 0
+        self._invalid_messages = 0
+        self._too_big = 0
         # Keepalive (servers that expose ping and pong).
         self._keepalive = keepalive and options.ping_period is not None
         self._keepalive_timer: asyncio.TimerHandle | None = None
@@ -363,6 +387,7 @@ class Connection:
         if self._keepalive:
             assert options.ping_period is not None
             self._keepalive_timer = self._loop.call_later(options.ping_period, self._keepalive_tick)
+        metrics.opened(self)
 
     def __repr__(self) -> str:
         return f"<Connection {self.peer} {self.state.value}>"
@@ -398,6 +423,10 @@ class Connection:
             self._close_code,
             self._messages_in,
             self._messages_out,
+            self._bytes_in,
+            self._bytes_out,
+            self._invalid_messages,
+            self._too_big,
             self._messages_discarded,
             self._messages_undelivered,
             self._errors_dropped,
@@ -418,6 +447,7 @@ class Connection:
             return True
         limit = self.options.max_message_size
         size = len(frame)
+        self._bytes_in += size
         if size > limit or (
             type(frame) is str and size * 4 > limit and len(frame.encode()) > limit
         ):
@@ -510,12 +540,14 @@ class Connection:
     def message_too_big(self, size: int) -> None:
         """The client sent a message over ``max_message_size``: report it, close with 1009."""
         limit = self.options.max_message_size
+        self._too_big += 1
         self.log.warning("message of %d bytes is over max_message_size %d", size, limit)
         self.report(MessageTooBig(f"message of {size} bytes is over max_message_size {limit}"))
         self.disconnect(CloseCode.MESSAGE_TOO_BIG)
 
     def invalid_message(self, error: InvalidMessage) -> None:
         """A message could not be decoded: report it, or close with 1007 if configured to."""
+        self._invalid_messages += 1
         self.log.warning("%s", error)
         self.report(error)
         if self.options.close_on_invalid_message:
@@ -587,6 +619,7 @@ class Connection:
                 self._write_failed(_write_error(error))
                 return True
             self._messages_out += 1
+            self._bytes_out += len(frame)
             if pending is not None:
                 self._wait_for_write(pending)
             return True
@@ -648,6 +681,7 @@ class Connection:
             self._write_failed(_write_error(error))
             return
         self._messages_out += 1
+        self._bytes_out += len(frame)
         if pending is not None:
             self._wait_for_write(pending)
 
@@ -838,6 +872,7 @@ class Connection:
                 self.log.error("close callback %r failed", callback)
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
+        metrics.ended_with(self)
         if self._drained():
             self._set_done()
         else:

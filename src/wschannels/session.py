@@ -70,6 +70,7 @@ def open_connection(
         peer,
         wants_receiver=spec.wants_receiver,
         keepalive=keepalive,
+        binding=spec.binding,
     )
     connection.log.info("connected")
     return connection

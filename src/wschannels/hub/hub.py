@@ -36,6 +36,7 @@ from ..channels import Channel, ChannelClosed, WouldBlock
 from ..close_codes import CloseCode
 from ..codecs import Frame, WireKind, encode_for_kind
 from ..extras import require
+from ..metrics import registry as metrics
 from ..views import connection_of
 from .backend import Backend, Entry, Frames, Outgoing
 from .errors import BackendUnavailable, CannotRecover, SlowConsumer, SlowConsumerPolicy, redact
@@ -336,6 +337,7 @@ class Hub:
         self._ids: dict[_Member, int] = {}
         self._by_id: dict[int, _Member] = {}
         self._next_id = 0
+        metrics.hubs.add(self)  # summed by wschannels.stats() while the hub lives
         # The outbox: publishes for the backend, in order, drained by one task.
         self._outbox: deque[tuple[Outgoing, asyncio.Future[Position | None] | None]] = deque()
         self._outbox_bytes = 0
