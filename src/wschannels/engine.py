@@ -47,6 +47,7 @@ from .errors import (
     InvalidMessage,
     KeepaliveTimeout,
     MessageTooBig,
+    RateLimited,
     ReceiverStalled,
     WriteFailed,
     WriteTimeout,
@@ -261,6 +262,38 @@ def _write_error(error: BaseException) -> WriteFailed:
     return WriteFailed(f"write failed: {error!r}")
 
 
+class _RateLimits:
+    """Token buckets for messages and bytes: a second's worth of burst, refilled as time goes."""
+
+    __slots__ = ("_byte_rate", "_bytes", "_last", "_loop", "_message_rate", "_messages")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, messages: float | None, nbytes: float | None
+    ) -> None:
+        self._loop = loop
+        self._message_rate = messages
+        self._byte_rate = nbytes
+        self._messages = messages or 0.0
+        self._bytes = nbytes or 0.0
+        self._last = loop.time()
+
+    def allow(self, size: int) -> bool:
+        """Take one message of ``size`` from the buckets; False when one is empty."""
+        now = self._loop.time()
+        elapsed = now - self._last
+        self._last = now
+        allowed = True
+        rate = self._message_rate
+        if rate is not None:
+            self._messages = min(rate, self._messages + elapsed * rate) - 1
+            allowed = self._messages >= 0
+        rate = self._byte_rate
+        if rate is not None:
+            self._bytes = min(rate, self._bytes + elapsed * rate) - size
+            allowed = allowed and self._bytes >= 0
+        return allowed
+
+
 # How long the closing handshake may take when write_wait is None (never time out).
 _CLOSE_TIMEOUT = 10.0
 
@@ -289,6 +322,7 @@ class Connection:
         "_keepalive",
         "_keepalive_timer",
         "_last_heard",
+        "_limits",
         "_loop",
         "_messages_discarded",
         "_messages_in",
@@ -387,6 +421,13 @@ class Connection:
         if self._keepalive:
             assert options.ping_period is not None
             self._keepalive_timer = self._loop.call_later(options.ping_period, self._keepalive_tick)
+        self._limits = (
+            None
+            if options.max_messages_per_second is None and options.max_bytes_per_second is None
+            else _RateLimits(
+                self._loop, options.max_messages_per_second, options.max_bytes_per_second
+            )
+        )
         metrics.opened(self)
 
     def __repr__(self) -> str:
@@ -448,6 +489,9 @@ class Connection:
         limit = self.options.max_message_size
         size = len(frame)
         self._bytes_in += size
+        if self._limits is not None and not self._limits.allow(size):
+            self._rate_limited()
+            return True
         if size > limit or (
             type(frame) is str and size * 4 > limit and len(frame.encode()) > limit
         ):
@@ -536,6 +580,23 @@ class Connection:
         self.log.warning("the handler did not read its receiver for %s s: closing", wait)
         self.report(ReceiverStalled(f"the receiver stayed full for pong_wait ({wait} s)"))
         self.disconnect(CloseCode.TRY_AGAIN_LATER)
+
+    def _rate_limited(self) -> None:
+        """Over the limit: that message is not delivered, and the connection closes with 1008."""
+        self._limits = None  # said once; the connection is closing
+        options = self.options
+        self.log.warning(
+            "over the rate limit (%s messages/s, %s bytes/s): closing",
+            options.max_messages_per_second,
+            options.max_bytes_per_second,
+        )
+        self.report(
+            RateLimited(
+                f"the client sent faster than {options.max_messages_per_second} messages/s "
+                f"or {options.max_bytes_per_second} bytes/s"
+            )
+        )
+        self.disconnect(CloseCode.POLICY_VIOLATION)
 
     def message_too_big(self, size: int) -> None:
         """The client sent a message over ``max_message_size``: report it, close with 1009."""
