@@ -13,6 +13,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.conftest import serve
+from wschannels import testing
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 WAIT = 10.0
@@ -29,7 +30,7 @@ def run_block(index: int, name: str) -> types.ModuleType:
 
 
 def test_every_python_block_is_checked_here() -> None:
-    assert len(python_blocks()) == 4, "a new README block needs its own test in this file"
+    assert len(python_blocks()) == 5, "a new README block needs its own test in this file"
 
 
 async def test_the_first_example_echoes_to_a_client_that_sends_no_origin() -> None:
@@ -76,11 +77,29 @@ async def test_the_hub_example_is_a_complete_app_with_rooms() -> None:
     assert msgspec.json.decode(alice_heard) == {"text": "hi alice"}  # not her own, not carol's
 
 
+async def test_the_recovery_example_replays_exactly_what_a_returning_member_missed() -> None:
+    history = run_block(3, "recovery")
+    async with history.hub:
+        async with testing.connect(history.app, "/rooms/lobby/ada") as ada:
+            for text in ("one", "two", "three"):
+                await ada.send({"text": text})
+            lines = [await ada.receive_json() for _ in range(3)]
+        assert [line["text"] for line in lines] == ["one", "two", "three"]
+        since = lines[0]["pos"]
+        async with testing.connect(history.app, f"/rooms/lobby/bob?since={since}") as bob:
+            missed = [await bob.receive_json() for _ in range(2)]
+            assert [line["text"] for line in missed] == ["two", "three"]
+            await bob.send({"text": "four"})
+            assert (await bob.receive_json())["text"] == "four"  # then live, no duplicate
+        async with testing.connect(history.app, "/rooms/lobby/cy?since=1.another-epoch") as cy:
+            assert await cy.wait_closed() == 4002  # cannot recover: another epoch
+
+
 async def test_the_testing_example_passes_and_would_catch_a_wrong_reply() -> None:
-    await run_block(3, "testing_example").test_upper()
+    await run_block(4, "testing_example").test_upper()
 
     wrong = types.ModuleType("wrong_example")
-    source = python_blocks()[3].replace("message.upper()", "message.lower()")
-    exec(compile(source, "README.md block 3, broken", "exec"), wrong.__dict__)
+    source = python_blocks()[4].replace("message.upper()", "message.lower()")
+    exec(compile(source, "README.md block 4, broken", "exec"), wrong.__dict__)
     with pytest.raises(AssertionError):
         await wrong.test_upper()

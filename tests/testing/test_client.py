@@ -161,11 +161,6 @@ async def test_header_helpers_reach_the_handler() -> None:
             assert await client.receive() == "Basic YW5uOnB3"
 
 
-async def test_an_app_instead_of_a_url_is_not_served_in_process_yet() -> None:
-    with pytest.raises(NotImplementedError, match="serve"):
-        connect(echo, "/")
-
-
 async def test_the_fixture_is_registered_and_connects(ws_connect: Connector) -> None:
     async with serve(echo) as server:
         client = await ws_connect(server.url("/"))
