@@ -3,14 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench system-deps
+.PHONY: demo test lint docs bench system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.demo: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[chat]'
 	touch $@
 
 # The tests include a smoke run of the benchmark harness, so they need its extra too.
@@ -27,12 +27,16 @@ demo: $(VENV)/.demo
 	$(BIN)/wschannels-chat
 
 ## Install what the tests need (Python packages, chromium, redis-server, nats-server) and run the whole suite.
-test: $(VENV)/.test system-deps lint
+test: $(VENV)/.test system-deps lint docs
 	$(BIN)/pytest
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+
+## Build the documentation site into build/site; any warning is an error.
+docs: $(VENV)/.test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 system-deps:
 	bash scripts/system-deps.sh

@@ -33,12 +33,14 @@ from .errors import (
     InvalidMessage,
     KeepaliveTimeout,
     MessageTooBig,
+    RateLimited,
     ReceiverStalled,
     WouldBlock,
     WriteFailed,
     WriteTimeout,
     WschannelsError,
 )
+from .extras import MissingExtra, require
 from .hub import (
     BackendUnavailable,
     CannotRecover,
@@ -49,12 +51,14 @@ from .hub import (
     SlowConsumer,
     SlowConsumerPolicy,
 )
+from .metrics import Stats, aiohttp_metrics, metrics_endpoint, stats
 from .options import LogLevel, Options
 from .servers.asgi import asgi
 from .servers.uvicorn import run, uvicorn_config
 from .views import Disconnect, Done, Errors, Receiver, Sender
 
-# Server adapters, imported on first use: picows and aiohttp are optional extras.
+# Server adapters, imported on first use; each is named after its server's package, which
+# is also the name of the extra that installs it.
 _LAZY = {
     "PicowsServer": "picows",
     "run_picows": "picows",
@@ -68,12 +72,17 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> object:
-    """A server adapter's name, importing the adapter (and its server) on first use."""
-    module = _LAZY.get(name)
-    if module is not None:
+    """A server adapter's name, importing it (and its server) on first use.
+
+    Raises:
+        MissingExtra: the server's package is not installed; names the extra.
+    """
+    server = _LAZY.get(name)
+    if server is not None:
+        require(server, server, f"wschannels.{name}")
         import importlib
 
-        return getattr(importlib.import_module(f".servers.{module}", __name__), name)
+        return getattr(importlib.import_module(f".servers.{server}", __name__), name)
     raise AttributeError(f"module 'wschannels' has no attribute {name!r}")
 
 
@@ -95,10 +104,12 @@ __all__ = [
     "KeepaliveTimeout",
     "LogLevel",
     "MessageTooBig",
+    "MissingExtra",
     "Options",
     "PicowsServer",
     "Position",
     "PresenceEvent",
+    "RateLimited",
     "Receiver",
     "ReceiverStalled",
     "SelectResult",
@@ -107,6 +118,7 @@ __all__ = [
     "SlowConsumer",
     "SlowConsumerPolicy",
     "State",
+    "Stats",
     "Ticker",
     "WebsocketsServer",
     "WouldBlock",
@@ -114,12 +126,14 @@ __all__ = [
     "WriteTimeout",
     "WschannelsError",
     "after",
+    "aiohttp_metrics",
     "aiohttp_route",
     "aiohttp_setup",
     "asgi",
     "bytes_messages",
     "json",
     "messages",
+    "metrics_endpoint",
     "raw",
     "run",
     "run_picows",
@@ -127,6 +141,7 @@ __all__ = [
     "select",
     "serve_picows",
     "serve_websockets",
+    "stats",
     "ticker",
     "try_select",
     "uvicorn_config",

@@ -4,7 +4,7 @@ Raised to the caller: :class:`ChannelClosed`, :class:`WouldBlock` (channels),
 and the hub's ``BackendUnavailable``. Reported on a handler's ``errors``
 channel: :class:`InvalidMessage`, :class:`MessageTooBig`,
 :class:`WriteTimeout`, :class:`WriteFailed`, :class:`KeepaliveTimeout`,
-:class:`ReceiverStalled` and the hub's ``SlowConsumer``.
+:class:`RateLimited`, :class:`ReceiverStalled` and the hub's ``SlowConsumer``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ __all__ = [
     "InvalidMessage",
     "KeepaliveTimeout",
     "MessageTooBig",
+    "RateLimited",
     "ReceiverStalled",
     "WouldBlock",
     "WriteFailed",
@@ -84,6 +85,13 @@ class KeepaliveTimeout(WschannelsError, TimeoutError):
 
     Reported on the servers where the library pings each connection itself
     (picows and the other frame-level servers); under ASGI the server pings.
+    """
+
+
+class RateLimited(WschannelsError):
+    """The client sent faster than ``max_messages_per_second`` or ``max_bytes_per_second``.
+
+    The connection closes with 1008 (policy violation) after what was queued for it.
     """
 
 

@@ -64,11 +64,21 @@ class Options:
         send_channel_buffer: items the sender holds before ``send`` waits.
         recv_channel_buffer: messages the receiver holds before reading pauses.
         allowed_origin: regular expression the ``Origin`` header must match as a
-            whole; ``{{host}}`` stands for the request's Host, escaped.
+            whole, when there is one; ``{{host}}`` stands for the request's Host,
+            escaped.
+        require_origin: refuse a handshake without an ``Origin`` header (403).
+            Off by default: browsers always send one, and a client that sends
+            none (a script, another server) cannot be used for cross-site
+            WebSocket hijacking.
         close_on_invalid_message: close with 1007 when a message cannot be
             decoded, instead of reporting it on ``errors`` and going on.
         errors_channel_buffer: errors held for the handler; older ones are
             dropped (and counted) when it does not read them.
+        max_messages_per_second: a client sending faster than this, on average
+            over a second (bursts up to that many pass), is closed with 1008
+            (policy violation) and ``RateLimited`` is reported. None: no limit.
+        max_bytes_per_second: the same for payload bytes (characters of text
+            messages). None: no limit.
     """
 
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("wschannels"))
@@ -81,8 +91,11 @@ class Options:
     send_channel_buffer: int = 10
     recv_channel_buffer: int = 10
     allowed_origin: str = r"https?://{{host}}$"
+    require_origin: bool = False
     close_on_invalid_message: bool = False
     errors_channel_buffer: int = 16
+    max_messages_per_second: float | None = None
+    max_bytes_per_second: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.logger, logging.Logger):
@@ -96,6 +109,8 @@ class Options:
         if type(self.ping_period) is _FromPongWait:
             derived = 48.0 if self.pong_wait is None else self.pong_wait * 0.8
             object.__setattr__(self, "ping_period", derived)
+        for name in ("max_messages_per_second", "max_bytes_per_second"):
+            _check_rate(name, getattr(self, name))
         for name in ("write_wait", "pong_wait", "ping_period"):
             _check_seconds(name, getattr(self, name))
         if (
@@ -115,6 +130,10 @@ class Options:
             raise TypeError(
                 f"Options.allowed_origin must be a str, got {self.allowed_origin!r}"
             )
+        if not isinstance(self.require_origin, bool):
+            raise TypeError(
+                f"Options.require_origin must be a bool, got {self.require_origin!r}"
+            )
         try:
             re.compile(self.allowed_origin.replace("{{host}}", "host"))
         except re.error as error:
@@ -122,6 +141,13 @@ class Options:
                 f"Options.allowed_origin {self.allowed_origin!r} is not a valid "
                 f"regular expression: {error}"
             ) from None
+
+
+def _check_rate(name: str, value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"Options.{name} must be a rate > 0 per second or None, got {value!r}")
 
 
 def _check_seconds(name: str, value: object) -> None:

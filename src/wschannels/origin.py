@@ -15,10 +15,17 @@ def _compile(pattern: str, host: str) -> re.Pattern[str]:
     return re.compile(pattern.replace("{{host}}", re.escape(host)))
 
 
-def origin_allowed(pattern: str, origin: str | None, host: str | None) -> bool:
-    """Whether ``origin`` matches ``pattern`` as a whole, ``{{host}}`` being ``host``.
+def origin_allowed(
+    pattern: str, origin: str | None, host: str | None, *, require_origin: bool = False
+) -> bool:
+    """Whether a handshake with this Origin header may go on.
 
-    A missing Origin header counts as the empty string, so the default pattern
-    rejects it while a permissive one such as ``.*`` admits it.
+    A present ``origin`` must match ``pattern`` as a whole, ``{{host}}`` being
+    ``host``. A missing one (``None``) is admitted unless ``require_origin``:
+    browsers always send Origin on a WebSocket handshake, and cross-site
+    WebSocket hijacking needs a browser, so a client without one (a script,
+    a server, a test) is not the attack the check guards against.
     """
-    return _compile(pattern, host or "").fullmatch(origin or "") is not None
+    if origin is None:
+        return not require_origin
+    return _compile(pattern, host or "").fullmatch(origin) is not None

@@ -58,7 +58,7 @@ def check_origin(
 ) -> Refusal | None:
     """None if ``origin`` may open this handler's WebSocket, else the refusal (logged)."""
     options = spec.options
-    if origin_allowed(options.allowed_origin, origin, host):
+    if origin_allowed(options.allowed_origin, origin, host, require_origin=options.require_origin):
         return None
     if not options.skip_logging and options.log_level >= 1:
         options.logger.warning(
@@ -87,6 +87,7 @@ def open_connection(
         peer,
         wants_receiver=spec.wants_receiver,
         keepalive=keepalive,
+        binding=spec.binding,
     )
     connection.log.info("connected")
     return connection

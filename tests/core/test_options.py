@@ -64,6 +64,7 @@ def client(server: Server) -> connect:
         ("allowed_origin", "https?://(unclosed"),
         ("allowed_origin", "[z-a]"),
         ("allowed_origin", 42),
+        ("require_origin", "yes"),
         ("logger", "wschannels"),
     ],
 )
@@ -105,6 +106,7 @@ def test_the_defaults_are_the_seeds_in_seconds_and_bytes() -> None:
     assert options.max_message_size == 65536
     assert (options.send_channel_buffer, options.recv_channel_buffer) == (10, 10)
     assert options.allowed_origin == r"https?://{{host}}$"
+    assert options.require_origin is False
     assert isinstance(options.logger, logging.Logger)
 
 

@@ -77,9 +77,24 @@ def test_a_host_that_is_not_a_valid_pattern_does_not_raise() -> None:
     assert not origin_allowed(DEFAULT, "http://evil.org", "([")
 
 
-def test_a_missing_origin_is_rejected_by_default_and_admitted_by_a_permissive_pattern() -> None:
-    assert not origin_allowed(DEFAULT, None, "example.com")
-    assert origin_allowed(".*", None, "example.com")
+def test_a_missing_origin_is_admitted_by_default_whatever_the_pattern() -> None:
+    assert origin_allowed(DEFAULT, None, "example.com")
+    assert origin_allowed(r"https://app\.example\.com", None, "example.com")
+
+
+def test_a_missing_origin_is_refused_when_origin_is_required() -> None:
+    assert not origin_allowed(DEFAULT, None, "example.com", require_origin=True)
+    assert not origin_allowed(".*", None, "example.com", require_origin=True)
+    assert origin_allowed(DEFAULT, "http://example.com", "example.com", require_origin=True)
+
+
+def test_an_empty_origin_header_is_present_and_must_match() -> None:
+    assert not origin_allowed(DEFAULT, "", "example.com")
+    assert origin_allowed(".*", "", "example.com")
+
+
+def test_the_null_origin_of_sandboxed_pages_is_refused_by_default() -> None:
+    assert not origin_allowed(DEFAULT, "null", "example.com")
 
 
 def test_the_port_is_part_of_the_host_and_must_match() -> None:
@@ -160,18 +175,28 @@ async def test_the_pages_own_origin_is_admitted(serving: Serving) -> None:
         assert await greeting(server, server.origin) == "welcome"
 
 
-async def test_a_client_sending_no_origin_is_rejected_by_default(serving: Serving) -> None:
+async def test_a_client_sending_no_origin_is_admitted_by_default(serving: Serving) -> None:
+    """Scripts, servers and test clients send no Origin; browsers always do."""
     async with serving(greeter()) as server:
-        with pytest.raises(InvalidStatus) as refused:
-            await greeting(server, None)
-
-    assert refused.value.response.status_code == 403
+        assert await greeting(server, None) == "welcome"
 
 
-async def test_a_client_sending_no_origin_is_admitted_when_any_origin_is_allowed(
+async def test_a_client_sending_no_origin_is_refused_when_origin_is_required(
     serving: Serving,
 ) -> None:
-    options = Options(allowed_origin=".*")
+    options = Options(require_origin=True)
+
+    async with serving(greeter(options), options) as server:
+        with pytest.raises(InvalidStatus) as refused:
+            await greeting(server, None)
+        assert await greeting(server, server.origin) == "welcome"
+
+    assert refused.value.response.status_code == 403
+    assert refused.value.response.body == b"Origin not allowed"
+
+
+async def test_a_missing_origin_is_admitted_even_under_a_narrow_pattern(serving: Serving) -> None:
+    options = Options(allowed_origin=r"https://app\.example\.com")
 
     async with serving(greeter(options), options) as server:
         assert await greeting(server, None) == "welcome"

@@ -411,3 +411,44 @@ async def test_statistics_are_readable_through_done() -> None:
     await client.wait_closed()
     assert stats[0].messages_in == 3 and stats[0].messages_out == 3
     assert stats[0].state is State.CLOSED
+
+
+# -- rate limits --------------------------------------------------------------------------
+
+
+async def test_a_client_over_max_messages_per_second_is_closed_with_1008() -> None:
+    wired = wire(max_messages_per_second=5, recv_channel_buffer=100)
+    for index in range(5):  # a second's worth of burst passes
+        wired.connection.feed(f"m{index}")
+    assert wired.transport.close_code is None
+    wired.connection.feed("one too many")
+    error = await wired.errors.recv()
+    assert isinstance(error, wschannels.RateLimited)
+    assert wired.transport.close_code == CloseCode.POLICY_VIOLATION
+    assert [await wired.receiver.recv() for _ in range(5)] == [f"m{i}" for i in range(5)]
+    assert len(wired.receiver) == 0  # the message over the limit was not delivered
+
+
+async def test_a_client_over_max_bytes_per_second_is_closed_with_1008() -> None:
+    wired = wire(max_bytes_per_second=100)
+    wired.connection.feed("x" * 60)
+    assert wired.transport.close_code is None
+    wired.connection.feed("x" * 60)
+    assert isinstance(await wired.errors.recv(), wschannels.RateLimited)
+    assert wired.transport.close_code == CloseCode.POLICY_VIOLATION
+
+
+async def test_a_client_within_the_rate_limit_is_never_closed() -> None:
+    wired = wire(max_messages_per_second=200, recv_channel_buffer=1000)
+    for _ in range(30):
+        for _ in range(5):
+            wired.connection.feed("steady")
+        await asyncio.sleep(0.05)  # 100 messages/s, half the limit
+    assert wired.connection.state is State.OPEN
+
+
+def test_a_bad_rate_limit_fails_when_the_options_are_made_naming_the_field() -> None:
+    with pytest.raises(ValueError, match="max_messages_per_second"):
+        Options(max_messages_per_second=0)
+    with pytest.raises(ValueError, match="max_bytes_per_second"):
+        Options(max_bytes_per_second=-1)

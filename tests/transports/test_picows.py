@@ -210,6 +210,26 @@ async def test_an_origin_pattern_from_the_options_is_applied() -> None:
                 pass
 
 
+async def test_a_missing_origin_is_admitted_unless_the_options_require_one() -> None:
+    @wschannels.messages()
+    async def hello(sender: Sender[str]) -> None:
+        await sender.send("hi")
+
+    @wschannels.messages(Options(require_origin=True))
+    async def strict(sender: Sender[str]) -> None:
+        await sender.send("hi")
+
+    async with serving({"/": hello, "/strict": strict}) as server:
+        async with client(server, origin=None) as ws:
+            assert await ws.recv() == "hi"
+        with pytest.raises(InvalidStatus) as refused:
+            async with client(server, "/strict", origin=None):
+                pass
+        assert refused.value.response.status_code == 403
+        async with client(server, "/strict") as ws:
+            assert await ws.recv() == "hi"
+
+
 def too_big_route(seen: list[Exception], finished: asyncio.Event) -> Any:
     @wschannels.messages(Options(max_message_size=1000, skip_logging=True))
     async def small(receiver: Receiver[str], errors: Errors, done: Done) -> None:

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
-import socket
 import sys
 from collections.abc import Sequence
 
-import uvicorn
+from wschannels.extras import MissingExtra, require
 
-import wschannels
-from wschannels.chat.app import create_app
-from wschannels.hub import BackendUnavailable, Hub
-from wschannels.hub.redis import redact
+# What the demo needs beyond the binding: pip install 'wschannels[chat]'.
+CHAT_EXTRA = ("uvicorn", "jinja2", "redis")
 
 REDIS_URL_VARIABLE = "WSCHANNELS_REDIS_URL"
 NATS_URL_VARIABLE = "WSCHANNELS_NATS_URL"
@@ -55,68 +50,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def address(host: str, port: int) -> str:
-    """The URL to open in a browser for a server listening on ``host:port``."""
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    elif ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, printing the address to open once it is listening."""
-
-    def __init__(self, config: uvicorn.Config, hub_name: str) -> None:
-        super().__init__(config)
-        self._hub_name = hub_name
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            config = self.config
-            print(
-                f"wschannels chat on {self._hub_name}: open {address(config.host, config.port)}",
-                flush=True,
-            )
-
-
-async def _broker_problem(url: str) -> str | None:
-    """Why the hub cannot use the broker at ``url``, or None when it can: said once, plainly."""
-    hub = Hub(url)
-    try:
-        await hub.start()
-    except BackendUnavailable as error:
-        return str(error)
-    await hub.stop()
-    return None
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Start the chat server; print the address to open once it listens."""
     args = parse_args(argv)
-    url = args.redis or args.nats
     try:
-        heartbeat = float(os.environ.get(HEARTBEAT_VARIABLE) or 5.0)
-        app = create_app(url, heartbeat_interval=heartbeat)
-    except ValueError as error:  # e.g. a URL that is not redis:// or nats://
+        for module in CHAT_EXTRA:
+            require(module, "chat", "wschannels-chat")
+        if args.nats:
+            require("nats", "nats", "wschannels-chat --nats")
+    except MissingExtra as error:
         sys.exit(f"wschannels-chat: {error}")
-    broker = "Redis" if args.redis else "NATS"
-    if url:
-        # Before logging is set up, so a good check is silent and a bad one is one line.
-        problem = asyncio.run(_broker_problem(url))
-        if problem is not None:
-            problem = problem.rstrip(".")
-            sys.exit(f"wschannels-chat: {problem}. Is {broker} running at that address?")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)-9s %(name)s: %(message)s")
-    hub_name = f"{broker} at {redact(url)}" if url else "the in-memory hub"
-    server = _Server(wschannels.uvicorn_config(app, host=args.host, port=args.port), hub_name)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    if not server.started:
-        sys.exit(1)
+    from wschannels.chat.server import serve_chat
+
+    serve_chat(args)
 
 
 if __name__ == "__main__":

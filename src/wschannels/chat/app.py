@@ -22,11 +22,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 from starlette.websockets import WebSocket
 
 import wschannels
 from wschannels import Disconnect, Done, Errors, Receiver, Sender
+from wschannels.extras import require
 from wschannels.hub import BackendUnavailable, CannotRecover, Hub, PresenceEvent
 
 __all__ = [
@@ -152,7 +152,7 @@ def create_app(
         hub_url: ``redis://host:port/db`` or ``nats://host:port`` to share rooms
             with other processes; None for the in-process hub.
         options: connection options for the room socket; the defaults allow
-            same-origin pages only.
+            same-origin pages (and clients that send no Origin, which are not browsers).
         heartbeat_interval: the hub's heartbeat: a crashed server's people
             leave the member lists within three.
     """
@@ -163,6 +163,9 @@ def create_app(
         heartbeat_interval=heartbeat_interval,
     )
     stats = ChatStats()
+    require("jinja2", "chat", "the chat demo")
+    from starlette.templating import Jinja2Templates
+
     templates = Jinja2Templates(directory=HERE / "templates")
 
     def rooms_here() -> dict[str, int]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import WschannelsError
 
-__all__ = ["BackendUnavailable", "CannotRecover", "SlowConsumer", "SlowConsumerPolicy"]
+__all__ = ["BackendUnavailable", "CannotRecover", "SlowConsumer", "SlowConsumerPolicy", "redact"]
 
 
 class BackendUnavailable(WschannelsError):
@@ -121,3 +123,17 @@ class SlowConsumer(WschannelsError):
         self.message_bytes = message_bytes
         self.max_queued_bytes = max_queued_bytes
         self.dropped_bytes = dropped_bytes
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            user = parts.username or ""
+            host = parts.netloc.rsplit("@", 1)[1]
+            parts = parts._replace(netloc=f"{user}:***@{host}")
+        url = urlunsplit(parts)
+    except ValueError:
+        pass
+    return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)

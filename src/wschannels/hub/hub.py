@@ -35,9 +35,11 @@ import msgspec
 from ..channels import Channel, ChannelClosed, WouldBlock
 from ..close_codes import CloseCode
 from ..codecs import Frame, WireKind, encode_for_kind
+from ..extras import require
+from ..metrics import registry as metrics
 from ..views import connection_of
 from .backend import Backend, Entry, Frames, Outgoing
-from .errors import BackendUnavailable, CannotRecover, SlowConsumer, SlowConsumerPolicy
+from .errors import BackendUnavailable, CannotRecover, SlowConsumer, SlowConsumerPolicy, redact
 from .memory import MemoryBackend
 from .positions import Position
 
@@ -335,6 +337,7 @@ class Hub:
         self._ids: dict[_Member, int] = {}
         self._by_id: dict[int, _Member] = {}
         self._next_id = 0
+        metrics.hubs.add(self)  # summed by wschannels.stats() while the hub lives
         # The outbox: publishes for the backend, in order, drained by one task.
         self._outbox: deque[tuple[Outgoing, asyncio.Future[Position | None] | None]] = deque()
         self._outbox_bytes = 0
@@ -1215,15 +1218,15 @@ def _backend_for(
         "logger": logger,
     }
     if scheme in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
+        require("redis", "redis", f"Hub({redact(url)!r})")
         from .redis import RedisBackend
 
         return RedisBackend(url, **settings)
     if scheme in ("nats", "tls"):
+        require("nats", "nats", f"Hub({redact(url)!r})")
         from .nats import NatsBackend
 
         return NatsBackend(url, **settings)
-    from .redis import redact
-
     raise ValueError(
         f"unsupported hub URL {redact(url)!r}: use None or 'memory://' for the in-process "
         "hub, 'redis://host:port/db' ('rediss://' for TLS) for Redis, "

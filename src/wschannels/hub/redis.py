@@ -45,11 +45,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 import secrets
 import struct
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 from redis.asyncio import Redis, RedisCluster
@@ -60,7 +58,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from .backend import Entry, Frames, Outgoing, PresenceChanged, Receive
-from .errors import BackendUnavailable
+from .errors import BackendUnavailable, redact
 from .positions import Position, new_epoch
 
 __all__ = ["RedisBackend", "redact"]
@@ -113,20 +111,6 @@ if ARGV[1] ~= '0' then
 end
 return {redis.call('HMGET', KEYS[1], 'offset', 'epoch'), redis.call('XRANGE', KEYS[2], '-', '+')}
 """
-
-
-def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***``, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is not None:
-            user = parts.username or ""
-            host = parts.netloc.rsplit("@", 1)[1]
-            parts = parts._replace(netloc=f"{user}:***@{host}")
-        url = urlunsplit(parts)
-    except ValueError:
-        pass
-    return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
 
 
 def _describe(error: BaseException, timeout: float) -> str:

@@ -30,6 +30,7 @@ from ..codecs import Frame
 from ..engine import Connection
 from ..handler import HandlerSpec, spec_of
 from ..session import NOT_AN_UPGRADE, Refusal, check_origin, open_connection, serve
+from .refusals import refused_on_purpose
 from .stepping import Steppable, begin, finish, step
 
 __all__ = ["AsgiTransport", "asgi", "serve_asgi", "starlette_endpoint"]
@@ -193,6 +194,7 @@ async def serve_asgi(
 async def _refuse(scope: Scope, send: Send, refusal: Refusal) -> None:
     """Refuse the handshake with an HTTP status where the server allows it, else close."""
     if "websocket.http.response" in scope.get("extensions", {}):
+        refused_on_purpose()  # keeps uvicorn from logging the refusal as an app error
         await send(
             {
                 "type": "websocket.http.response.start",

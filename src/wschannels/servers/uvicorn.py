@@ -10,12 +10,15 @@ last heard, as in the seed), ``max_message_size`` → ``ws_max_size``.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
+from ..extras import require
 from ..options import Options
 from .asgi import asgi
+
+if TYPE_CHECKING:
+    import uvicorn
 
 __all__ = ["run", "uvicorn_config"]
 
@@ -42,7 +45,14 @@ def uvicorn_config(
         "ws_max_size": options.max_message_size,
     }
     mapped.update(settings)
-    return uvicorn.Config(app, host=host, port=port, **mapped)
+    config: uvicorn.Config = _uvicorn("wschannels.uvicorn_config()").Config(
+        app, host=host, port=port, **mapped
+    )
+    return config
+
+
+def _uvicorn(feature: str) -> ModuleType:
+    return require("uvicorn", "uvicorn", feature)
 
 
 def _is_asgi_app(app: Any) -> bool:
@@ -70,4 +80,5 @@ def run(
         port: TCP port.
         settings: any other ``uvicorn.Config`` setting, e.g. ``log_level="warning"``.
     """
-    uvicorn.Server(uvicorn_config(app, options, host=host, port=port, **settings)).run()
+    server = _uvicorn("wschannels.run()").Server
+    server(uvicorn_config(app, options, host=host, port=port, **settings)).run()
