@@ -20,7 +20,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, Self
 
 from ..close_codes import CloseCode
 from ..engine import Connection
@@ -154,7 +154,7 @@ class DrainingServer:
         """Wait until the server was closed and every connection is over."""
         await asyncio.shield(self._closed)
 
-    async def __aenter__(self) -> DrainingServer:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
