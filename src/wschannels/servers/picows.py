@@ -381,6 +381,7 @@ async def serve_picows(
     options: Options | None = None,
     *,
     shutdown_timeout: float = 10.0,
+    handshake_timeout: float | None = 10.0,
     **settings: Any,
 ) -> PicowsServer:
     """Serve decorated handlers on picows; returns once listening.
@@ -397,6 +398,10 @@ async def serve_picows(
         shutdown_timeout: seconds ``close()`` lets connections end (1001 after
             what is queued) before their sockets are dropped and their handlers
             cancelled.
+        handshake_timeout: seconds a client has to send its whole handshake
+            request (None: no limit); a client that trickles it is cut then.
+            (picows has no hook for a cap on handshakes under way, as
+            ``serve_websockets(max_handshakes=...)`` has: put a proxy in front.)
         settings: other ``picows.ws_create_server`` settings, e.g. ``backlog``.
 
     Raises:
@@ -412,6 +417,7 @@ async def serve_picows(
         )
     server = PicowsServer(compiled, max_frame_size, Drain(shutdown_timeout))
     picows_settings: dict[str, Any] = {
+        "websocket_handshake_timeout": handshake_timeout,
         "enable_auto_ping": False,  # the engine pings each connection with its route's options
         "enable_auto_pong": False,  # pings are answered after their frame is checked
         "max_frame_size": max_frame_size,

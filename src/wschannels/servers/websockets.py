@@ -136,6 +136,7 @@ class WebsocketsServer(DrainingServer):
         # Routed handshakes, until websockets accepts them (or refuses: then they go).
         self._accepted: weakref.WeakKeyDictionary[ServerConnection, tuple[Route, dict[str, Any]]]
         self._accepted = weakref.WeakKeyDictionary()
+        self._handshakes: _Handshakes | None = None  # set by serve_websockets
 
     @property
     def sockets(self) -> tuple[Any, ...]:
@@ -151,6 +152,9 @@ class WebsocketsServer(DrainingServer):
 
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         """Route the handshake and check its origin; websockets checks the rest."""
+        handshakes = self._handshakes
+        if handshakes is not None:
+            handshakes.pending.discard(ws)  # the request is in: no longer a handshake under way
         if self.drain.closing:
             return ws.respond(SHUTTING_DOWN.status, SHUTTING_DOWN.body.decode())
         found = self._routes.match(request.path)
@@ -185,6 +189,41 @@ class WebsocketsServer(DrainingServer):
                 reader.cancel()
 
 
+class _Handshakes:
+    """A cap on the handshakes under way at once: a connection over it is dropped at once.
+
+    A handshake is under way from the TCP connection until the request is read
+    (websockets then calls ``process_request``) or the connection is lost, so
+    clients that open sockets and send nothing cannot pile up beyond the cap
+    (each is also cut at ``handshake_timeout``).
+    """
+
+    __slots__ = ("limit", "pending", "refused")
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.pending: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
+        self.refused = 0
+
+    def connection_class(self) -> type[ServerConnection]:
+        handshakes = self
+
+        class CappedConnection(ServerConnection):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+                if handshakes.limit is not None and len(handshakes.pending) >= handshakes.limit:
+                    handshakes.refused += 1
+                    transport.abort()  # type: ignore[attr-defined]
+                    return
+                handshakes.pending.add(self)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                handshakes.pending.discard(self)
+                super().connection_lost(exc)
+
+        return CappedConnection
+
+
 async def serve_websockets(
     routes: Mapping[str, Callable[..., Awaitable[None]]],
     host: str = "127.0.0.1",
@@ -192,6 +231,8 @@ async def serve_websockets(
     options: Options | None = None,
     *,
     shutdown_timeout: float = 10.0,
+    handshake_timeout: float | None = 10.0,
+    max_handshakes: int | None = None,
     **settings: Any,
 ) -> WebsocketsServer:
     """Serve decorated handlers on the `websockets` library's server; returns once listening.
@@ -209,6 +250,10 @@ async def serve_websockets(
         shutdown_timeout: seconds ``close()`` lets connections end (1001 after
             what is queued) before their sockets are dropped and their handlers
             cancelled.
+        handshake_timeout: seconds a client has to complete its handshake
+            (None: no limit); a client that trickles it is cut then.
+        max_handshakes: how many handshakes may be under way at once (None: no
+            cap); a connection over it is dropped at once.
         settings: other ``websockets.asyncio.server.serve`` settings, e.g.
             ``compression="deflate"`` (off by default, as on picows) or ``max_queue``.
 
@@ -222,7 +267,10 @@ async def serve_websockets(
     else:
         max_size = max((route.spec.options.max_message_size for route in compiled), default=65536)
     server = WebsocketsServer(compiled, Drain(shutdown_timeout))
+    handshakes = server._handshakes = _Handshakes(max_handshakes)
     websockets_settings: dict[str, Any] = {
+        "open_timeout": handshake_timeout,
+        "create_connection": handshakes.connection_class(),
         "process_request": server._process_request,
         "ping_interval": None,  # the engine pings each connection with its route's options
         "ping_timeout": None,
