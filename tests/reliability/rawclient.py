@@ -62,6 +62,8 @@ class Received:
     frames: list[Frame] = field(default_factory=list)
     # Set when the server sent something Frame.parse refuses (the reason).
     invalid: str | None = None
+    # Set when the server had not closed the connection when the client gave up.
+    still_open: bool = False
 
     @property
     def close_code(self) -> int | None:
@@ -119,31 +121,38 @@ class RawClient:
         with contextlib.suppress(ConnectionError):
             await self.writer.drain()
 
-    async def read_until_closed(self, seconds: float = 10.0) -> Received:
-        """Every frame the server sends until it closes TCP (answering its close frame)."""
+    async def read_until_closed(self, seconds: float = 5.0) -> Received:
+        """Every frame the server sends until it closes TCP (answering its close frame).
+
+        After ``seconds`` the connection is given up on: ``still_open`` says the server did
+        not close it.
+        """
         received = Received(frames=list(self.early))
         parser = self._parser()
         next(parser)
         replied = False
-        async with asyncio.timeout(seconds):
-            while True:
-                try:
-                    chunk = await self.reader.read(65536)
-                except ConnectionError:
-                    chunk = b""
-                if not chunk:
-                    break
-                self.buffer.feed_data(chunk)
-                try:
-                    parsed = parser.send(None)
-                except ProtocolError as error:
-                    received.invalid = str(error)
-                    break
-                received.frames.extend(parsed)
-                if not replied and received.close_code is not None:
-                    replied = True
-                    with contextlib.suppress(ConnectionError, RuntimeError):
-                        self.send(close_frame(1000))
+        try:
+            async with asyncio.timeout(seconds):
+                while True:
+                    try:
+                        chunk = await self.reader.read(65536)
+                    except ConnectionError:
+                        chunk = b""
+                    if not chunk:
+                        break
+                    self.buffer.feed_data(chunk)
+                    try:
+                        parsed = parser.send(None)
+                    except ProtocolError as error:
+                        received.invalid = str(error)
+                        break
+                    received.frames.extend(parsed)
+                    if not replied and received.close_code is not None:
+                        replied = True
+                        with contextlib.suppress(ConnectionError, RuntimeError):
+                            self.send(close_frame(1000))
+        except TimeoutError:
+            received.still_open = True
         self.writer.close()
         return received
 
