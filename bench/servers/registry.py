@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import wschannels
+from bench.harness import raise_open_files_limit
 from wschannels import Receiver, Sender
 
 Routes = Mapping[str, Callable[..., Awaitable[None]]]
@@ -147,11 +148,13 @@ def _uvicorn_serve_raw() -> Any:
 
 
 def _uvicorn_run(routes: Routes, port: int) -> None:
-    wschannels.run(_starlette(routes), conformance_options(), port=port, **_UVICORN_SETTINGS)
+    wschannels.run(_starlette(routes), conformance_options(), port=port, backlog=4096,
+                   **_UVICORN_SETTINGS)  # fmt: skip
 
 
 def _uvicorn_run_raw(port: int) -> None:
-    wschannels.run(_starlette_raw_echo(), conformance_options(), port=port, **_UVICORN_SETTINGS)
+    wschannels.run(_starlette_raw_echo(), conformance_options(), port=port, backlog=4096,
+                   **_UVICORN_SETTINGS)  # fmt: skip
 
 
 UVICORN = ServerKind(
@@ -208,7 +211,8 @@ async def _picows_serve_raw(port: int = 0) -> AsyncIterator[int]:
 
 
 def _picows_run(routes: Routes, port: int) -> None:
-    wschannels.run_picows(routes, "127.0.0.1", port, conformance_options())  # type: ignore[attr-defined]
+    run = wschannels.run_picows  # type: ignore[attr-defined]
+    run(routes, "127.0.0.1", port, conformance_options(), backlog=4096)
 
 
 def _picows_run_raw(port: int) -> None:
@@ -419,6 +423,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--raw", action="store_true", help="the server's own echo instead")
     parser.add_argument("--routes", default=None, help="MODULE:NAME of a routes mapping")
     args = parser.parse_args(argv)
+    raise_open_files_limit()
     kind = by_name(args.server)
     why = why_unavailable(kind)
     if why is not None:
