@@ -60,15 +60,20 @@ class Counts:
         self.samples: list[str] = []
 
 
+async def cycle(url: str) -> None:
+    """Connect, one echo, close, until the TCP connection is gone."""
+    headers = {"Origin": origin_of(url)}
+    transport, client = await ws_connect(Once, url, extra_headers=headers)
+    assert isinstance(client, Once)
+    await asyncio.wait_for(client.echoed, 10)
+    transport.send_close()
+    await asyncio.wait_for(transport.wait_disconnected(), 10)
+
+
 async def worker(url: str, counts: Counts) -> None:
     while not counts.stopping:
         try:
-            headers = {"Origin": origin_of(url)}
-            transport, client = await ws_connect(Once, url, extra_headers=headers)
-            assert isinstance(client, Once)
-            await asyncio.wait_for(client.echoed, 10)
-            transport.send_close()
-            await asyncio.wait_for(transport.wait_disconnected(), 10)
+            await cycle(url)
             counts.cycles += 1
         except Exception as e:
             counts.errors += 1
@@ -102,12 +107,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         return await asyncio.wait_for(stats_client.replies.get(), 30)
 
     # One churn cycle first, so the hub and every lazily built structure exist at baseline.
-    counts = Counts()
-    counts.stopping = True
-    await worker(base + "/room", Counts())
+    await cycle(base + "/room")
     await asyncio.sleep(1)
     idle_before = await sample()
-    counts.stopping = False
+    counts = Counts()
     started = time.monotonic()
     tasks = [asyncio.create_task(worker(base + "/room", counts)) for _ in range(args.concurrency)]
     samples: list[dict[str, Any]] = []
