@@ -1,14 +1,16 @@
 """Fairness: 100 well-behaved clients' echo latency, alone and beside one client flooding.
 
-Each well-behaved client sends one message, waits for its echo, pauses `--pace` seconds and
-repeats; the flooder keeps `--flood-window` messages in flight on one connection, as fast as
-the server takes them. The same phases run one after the other on the same server.
+Each well-behaved client sends one message, waits for its echo, pauses about `--pace` seconds
+(jittered, so the clients do not move in step) and repeats; the flooder keeps
+`--flood-window` messages in flight on one connection, as fast as the server takes them. The
+same phases run one after the other on the same server, from this one process.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import time
 from typing import Any
 
@@ -54,13 +56,15 @@ async def polite_loop(url: str, pace: float, until: float, rtts: list[float]) ->
     transport, client = await ws_connect(Polite, url, extra_headers={"Origin": origin_of(url)})
     assert isinstance(client, Polite)
     loop = asyncio.get_running_loop()
+    # Spread the clients out: in step, 100 clients would measure their own burst.
+    await asyncio.sleep(random.uniform(0, pace))
     while time.monotonic() < until:
         client.reply = loop.create_future()
         t0 = time.perf_counter()
         transport.send(WSMsgType.TEXT, MESSAGE)
         await asyncio.wait_for(client.reply, 30)
         rtts.append(time.perf_counter() - t0)
-        await asyncio.sleep(pace)
+        await asyncio.sleep(random.uniform(0.5 * pace, 1.5 * pace))
     transport.disconnect()
 
 

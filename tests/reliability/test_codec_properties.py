@@ -105,7 +105,7 @@ frames = st.one_of(
 
 
 @pytest.mark.parametrize("name", list(CODECS))
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
           HealthCheck.data_too_large])  # fmt: skip
 @given(frame=frames)
 def test_decoding_anything_gives_an_item_or_an_invalid_message_with_a_short_reason(
