@@ -56,6 +56,13 @@ async def serve(
             await asyncio.wait_for(task, 10)
 
 
+def pytest_report_header() -> list[str]:
+    """Name the servers the reliability suite leaves out here, and why."""
+    from bench.servers import registry
+
+    return [f"reliability suite: not on {why}" for why in registry.unavailable().values()]
+
+
 @pytest.fixture
 def server_factory() -> Callable[..., contextlib.AbstractAsyncContextManager[Server]]:
     """``async with server_factory(app) as server:`` runs a real uvicorn server."""

@@ -21,11 +21,6 @@ SERVERS = registry.available()
 OPTIONS = wschannels.Options(allowed_origin=".*", max_message_size=65536)
 
 
-def pytest_report_header() -> list[str]:
-    missing = registry.unavailable()
-    return [f"reliability: not on {why}" for why in missing.values()] or []
-
-
 @pytest.fixture(params=SERVERS, ids=[kind.name for kind in SERVERS])
 def server_kind(request: pytest.FixtureRequest) -> ServerKind:
     """Each server wschannels runs on (the ones whose import fails are named in the header)."""
