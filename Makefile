@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint docs bench system-deps
+.PHONY: demo test lint docs bench conformance system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,3 +44,7 @@ system-deps:
 ## Run the benchmark suite; results land in docs/benchmarks/.
 bench: $(VENV)/.bench
 	$(BIN)/python -m bench
+
+## Autobahn|Testsuite on every server beside its raw echo; writes docs/conformance.md (~1 min).
+conformance: $(VENV)/.test system-deps
+	$(BIN)/python -m bench.conformance

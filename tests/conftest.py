@@ -32,6 +32,13 @@ def serve(
     return wschannels.testing.serve(app, options, **settings)
 
 
+def pytest_report_header() -> list[str]:
+    """Name the servers the reliability suite leaves out here, and why."""
+    from bench.servers import registry
+
+    return [f"reliability suite: not on {why}" for why in registry.unavailable().values()]
+
+
 @pytest.fixture
 def server_factory() -> Callable[..., contextlib.AbstractAsyncContextManager[Server]]:
     """``async with server_factory(app) as server:`` runs a real uvicorn server."""

@@ -126,3 +126,26 @@ def test_a_server_whose_library_or_adapter_is_missing_is_skipped_with_the_reason
     plan = suite.make_plan(suite.Settings.quick_run(), ["echo"], None)
     assert "absent" not in {s.name for s in plan.echo}
     assert "has no no_such_adapter" in plan.skipped["absent"]
+
+
+def test_the_reliability_scenarios_run_end_to_end(tmp_path: Path) -> None:
+    """hold, soak and fairness, tiny, on picows: each writes its record with no error."""
+    runs = [
+        ["hold", "--connections", "600"],
+        ["soak", "--minutes", "0.05", "--concurrency", "2"],
+        ["fairness", "--duration", "0.5"],
+    ]
+    for args in runs:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.reliability", *args, "--servers", "picows",
+             "--out", str(tmp_path)],
+            cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        record = json.loads((tmp_path / f"{args[0]}.json").read_text())
+        result = record["results"]["picows"]
+        assert "error" not in result and result["server_alive_after"]
+    hold = json.loads((tmp_path / "hold.json").read_text())["results"]["picows"]
+    assert hold["connections"] == 600 and hold["lost_echoes"] == 0
+    soak = json.loads((tmp_path / "soak.json").read_text())["results"]["picows"]
+    assert soak["cycles"] > 0 and soak["idle_after"]["hub_members"] == 0

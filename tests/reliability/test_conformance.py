@@ -1,0 +1,62 @@
+"""Autobahn|Testsuite cases 1-10 on uvicorn and picows: wschannels beside each server's raw echo.
+
+About 30 s (the four runs go side by side). Deselect locally with ``-m "not conformance"``;
+``make conformance`` runs every server with compression and writes docs/conformance.md.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bench import conformance
+from bench.harness import BenchError
+
+pytestmark = [pytest.mark.conformance, pytest.mark.timeout(600)]
+
+SERVERS = ["uvicorn", "picows"]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+    """agent → case → grade, from one Autobahn run over both servers."""
+    try:
+        conformance.ensure_wstest()
+    except BenchError as error:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"Autobahn|Testsuite unavailable: {error}")
+    reports: Path = tmp_path_factory.mktemp("autobahn")
+    return conformance.run(SERVERS, compression=False, reports=reports)
+
+
+def failed(cases: dict[str, str]) -> list[str]:
+    return conformance.with_grade(cases, "FAILED")
+
+
+def test_every_case_of_sections_1_to_10_is_graded_on_every_agent(
+    graded: dict[str, dict[str, str]],
+) -> None:
+    for agent in ("uvicorn-wschannels", "uvicorn-raw", "picows-wschannels", "picows-raw"):
+        assert len(graded[agent]) == 301, agent
+        assert set(graded[agent].values()) <= set(conformance.GRADES)
+
+
+def test_wschannels_on_uvicorn_fails_no_case_that_raw_uvicorn_passes(
+    graded: dict[str, dict[str, str]],
+) -> None:
+    extra = set(failed(graded["uvicorn-wschannels"])) - set(failed(graded["uvicorn-raw"]))
+    assert sorted(extra, key=conformance.case_key) == []
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_wschannels_grades_no_case_worse_than_the_same_servers_raw_echo(
+    graded: dict[str, dict[str, str]], server: str
+) -> None:
+    assert conformance.worse_than_raw(graded, server) == []
+
+
+def test_wschannels_on_picows_fails_no_case(graded: dict[str, dict[str, str]]) -> None:
+    assert failed(graded["picows-wschannels"]) == []
