@@ -191,7 +191,7 @@ def _picows_raw_listener() -> Callable[[Any], Any]:
 
 @contextlib.asynccontextmanager
 async def _picows_serve(routes: Routes, options: wschannels.Options | None) -> AsyncIterator[int]:
-    from wschannels.transports.picows import serve_picows
+    from wschannels.servers.picows import serve_picows
 
     async with await serve_picows(routes, "127.0.0.1", 0, options) as server:
         yield server.port
@@ -371,7 +371,7 @@ ALL: tuple[ServerKind, ...] = (UVICORN, PICOWS, WEBSOCKETS, AIOHTTP)
 # What each server needs importable: (module, attribute or None).
 _NEEDS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "uvicorn": (("uvicorn", None), ("starlette", None)),
-    "picows": (("picows", None), ("wschannels.transports.picows", "serve_picows")),
+    "picows": (("picows", None), ("wschannels.servers.picows", "serve_picows")),
     "websockets": (("websockets", None), ("wschannels", "serve_websockets")),
     "aiohttp": (("aiohttp", None), ("wschannels", "aiohttp_route")),
 }

@@ -10,11 +10,12 @@ stream ends are: a ``Receiver[Child]`` is a ``Receiver[Base]``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Generic, TypeVar
 
 # The select protocol (Selectable, Operation, wait_for, the _poll_* hooks) is shared
 # with channels.py, which documents it: the views are select cases too.
-from .channels import Channel, Operation, Selectable, wait_for
+from .channels import Channel, Operation, Selectable, fairness, wait_for
 from .close_codes import CloseCode, check_sendable
 from .engine import Connection, Done, State
 from .errors import ChannelClosed, WouldBlock
@@ -48,6 +49,10 @@ class _ConnectionView(Generic[T_co]):
         Raises:
             ChannelClosed: the connection is over and every item was received.
         """
+        if fairness.streak >= fairness.SHARE:  # see channels._Fairness
+            await asyncio.sleep(0)
+            fairness.streak = 0
+        fairness.streak += 1
         channel = self._selectable
         ready, value, _ = channel._poll_recv()
         if ready:
@@ -139,6 +144,10 @@ class Sender(Selectable, Generic[T_contra]):
             ChannelClosed: the connection is over.
         """
         frame = self._encode(item)
+        if fairness.streak >= fairness.SHARE:  # see channels._Fairness
+            await asyncio.sleep(0)
+            fairness.streak = 0
+        fairness.streak += 1
         if not self._connection.offer(frame):
             await wait_for((self,), (True,), (frame,), None)
 

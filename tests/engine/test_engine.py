@@ -452,3 +452,42 @@ def test_a_bad_rate_limit_fails_when_the_options_are_made_naming_the_field() -> 
         Options(max_messages_per_second=0)
     with pytest.raises(ValueError, match="max_bytes_per_second"):
         Options(max_bytes_per_second=-1)
+
+
+# -- fairness -------------------------------------------------------------------------------
+
+
+async def test_a_handler_whose_sends_never_wait_still_lets_the_loop_run() -> None:
+    """A socket that takes every frame at once must not let one handler starve the process."""
+    wired = wire()
+    ticks = 0
+
+    async def flood() -> None:
+        while True:
+            await select(wschannels.Send(wired.sender, "x"), wired.done)
+            wired.transport.written.clear()
+
+    async def clock() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    tasks = [asyncio.ensure_future(flood()), asyncio.ensure_future(clock())]
+    await asyncio.sleep(0.2)
+    for task in tasks:
+        task.cancel()
+    assert ticks > 10
+
+
+async def test_a_receiver_that_is_always_ready_still_lets_the_loop_run() -> None:
+    wired = wire(recv_channel_buffer=100_000)
+    for index in range(50_000):
+        wired.connection.feed(f"m{index}")
+    timer_fired = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.01, timer_fired.set)
+    got = 0
+    while got < 50_000 and not timer_fired.is_set():
+        await wired.receiver.recv()
+        got += 1
+    assert timer_fired.is_set() and got < 50_000  # the timer ran while messages were waiting
