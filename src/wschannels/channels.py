@@ -122,10 +122,11 @@ class ChannelStatistics(NamedTuple):
 class Waiter:
     """One blocked ``select`` (or send/recv): fired at most once, by one case."""
 
-    __slots__ = ("error", "future", "index", "ok", "resumed", "value")
+    __slots__ = ("cases", "error", "future", "index", "ok", "resumed", "value")
 
-    def __init__(self, future: asyncio.Future[None]) -> None:
+    def __init__(self, future: asyncio.Future[None], cases: int = 1) -> None:
         self.future = future
+        self.cases = cases  # a case that can never complete fails a lone wait, not a select
         self.index = -1
         self.value: Any = None
         self.ok = False
@@ -603,7 +604,7 @@ async def wait_for(
     cases: tuple[Any, ...] | None,
 ) -> SelectResult:
     """Register one waiter on every case and wait until one case fires it."""
-    waiter = Waiter(asyncio.get_running_loop().create_future())
+    waiter = Waiter(asyncio.get_running_loop().create_future(), len(targets))
     ops = []
     for index in range(len(targets)):
         op = Operation(waiter, index, values[index])

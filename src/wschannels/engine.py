@@ -709,8 +709,26 @@ class Connection:
             return True
         return False
 
+    def offer_in_select(self, frame: Frame) -> bool:
+        """:meth:`offer` for a ``Send`` case: once the connection is over it is never ready.
+
+        So ``select(Send(sender, item), done)`` picks ``done`` at the end instead
+        of raising ``ChannelClosed`` when the send happens to be tried first.
+        """
+        if self.state is not _OPEN:
+            return False
+        return self.offer(frame)
+
     def wait_for_room(self, op: Operation) -> None:
-        """Register a blocked send of the handler's; fired when its frame is queued."""
+        """Register a blocked send of the handler's; fired when its frame is queued.
+
+        On a connection that is over, a lone send fails with ``ChannelClosed``;
+        a send case of a ``select`` with other cases just never fires.
+        """
+        if self.state is not _OPEN:
+            if op.waiter.cases == 1:
+                op.waiter.fail(op.index, ChannelClosed("the connection is closed"))
+            return
         self._room_waiters.append(op)
 
     def stop_waiting_for_room(self, op: Operation) -> None:
@@ -944,8 +962,9 @@ class Connection:
         self.delivered_bytes_queued = 0
         self._queued_from_sender = 0
         waiters, self._room_waiters = self._room_waiters, []
-        for op in waiters:
-            op.waiter.fail(op.index, ChannelClosed("the connection is closed"))
+        for op in waiters:  # a lone send fails; a select's send case never fires (see above)
+            if op.waiter.cases == 1:
+                op.waiter.fail(op.index, ChannelClosed("the connection is closed"))
         if self._written_some is not None and not self._written_some.done():
             self._written_some.set_result(None)
         callbacks, self._close_callbacks = self._close_callbacks, []

@@ -160,7 +160,7 @@ class Sender(Selectable, Generic[T_contra]):
         return self._encode(value)
 
     def _poll_send(self, value: Any) -> bool:
-        return self._connection.offer(value)
+        return self._connection.offer_in_select(value)
 
     def _register_send(self, op: Operation) -> None:
         self._connection.wait_for_room(op)

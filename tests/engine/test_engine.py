@@ -491,3 +491,25 @@ async def test_a_receiver_that_is_always_ready_still_lets_the_loop_run() -> None
         await wired.receiver.recv()
         got += 1
     assert timer_fired.is_set() and got < 50_000  # the timer ran while messages were waiting
+
+
+async def test_a_send_case_of_a_finished_connection_never_fires_and_done_takes_over() -> None:
+    """Regression: select(Send(sender, x), done) raised ChannelClosed when the send came first."""
+    wired = wire()
+    wired.connection.peer_closed(CloseCode.NORMAL_CLOSURE)
+    for _ in range(20):  # whichever order select tries the cases in
+        chosen, _, _ = await select(wschannels.Send(wired.sender, "late"), wired.done)
+        assert chosen is wired.done
+    with pytest.raises(ChannelClosed):
+        await wired.sender.send("late")  # a lone send still says why it cannot go
+
+
+async def test_a_select_blocked_on_a_full_send_buffer_ends_with_done_when_the_client_goes() -> None:
+    wired = wire(send_channel_buffer=0)
+    wired.transport.block_writes()
+    await wired.sender.send("written, waiting for the socket")
+    blocked = asyncio.ensure_future(select(wschannels.Send(wired.sender, "x"), wired.done))
+    await turns()
+    wired.connection.peer_closed(CloseCode.ABNORMAL_CLOSURE)
+    chosen, _, _ = await asyncio.wait_for(blocked, 2)
+    assert chosen is wired.done
