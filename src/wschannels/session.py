@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from .close_codes import CloseCode
@@ -67,13 +68,17 @@ def check_origin(
     return ORIGIN_NOT_ALLOWED
 
 
-def check_version(version: str | None) -> Refusal | None:
-    """None for RFC 6455's ``Sec-WebSocket-Version: 13``, else the 426 that names it.
+def check_version(versions: Sequence[str], keys: Sequence[str]) -> Refusal | None:
+    """None for one ``Sec-WebSocket-Version: 13`` and one key, else the refusal.
 
-    For servers that accept older drafts (aiohttp takes 7 and 8) or leave
-    the check to the application (picows).
+    Every ``Sec-WebSocket-Version`` and ``Sec-WebSocket-Key`` header the request
+    carries: a repeated one is ambiguous (400), another version than RFC 6455's
+    13 gets the 426 that names it. For servers that accept older drafts
+    (aiohttp takes 7 and 8) or leave the checks to the application (picows).
     """
-    return None if version == "13" else UNSUPPORTED_VERSION
+    if len(keys) > 1 or len(versions) > 1:
+        return NOT_AN_UPGRADE
+    return None if list(versions) == ["13"] else UNSUPPORTED_VERSION
 
 
 def open_connection(

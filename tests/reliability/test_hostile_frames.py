@@ -13,6 +13,7 @@ import asyncio
 import pytest
 from websockets.frames import Opcode
 
+from bench.servers.registry import ServerKind
 from tests.reliability.conftest import assert_serves_new_client, bystander
 from tests.reliability.rawclient import (
     RawClient,
@@ -73,15 +74,30 @@ VIOLATIONS: list[tuple[str, bytes, int]] = [
 ]
 
 
-@pytest.mark.parametrize(("sent", "expected"), [v[1:] for v in VIOLATIONS],
+# What a server checks before any adapter sees a frame, and does not: (server, violation) →
+# why. The test asserts the gap is still what it is, so it fails the day it is closed.
+KNOWN_GAPS = {
+    ("aiohttp", "unmasked data frame"): (
+        "aiohttp's frame reader does not check that a client's frames are masked, and hands "
+        "no mask bit to the application (its own raw echo echoes the frame too)"
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "sent", "expected"), VIOLATIONS,
                          ids=[v[0] for v in VIOLATIONS])  # fmt: skip
 async def test_a_protocol_violation_fails_that_connection_with_the_rfc_close_code(
-    port: int, sent: bytes, expected: int
+    server_kind: ServerKind, port: int, name: str, sent: bytes, expected: int
 ) -> None:
     async with bystander(port):
         hostile = await RawClient.open(port, "/raw")
         hostile.send(sent)
         await hostile.drain()
+        if (server_kind.name, name) in KNOWN_GAPS:
+            received = await hostile.read_until_closed(1)
+            assert received.data, f"known gap closed? {KNOWN_GAPS[server_kind.name, name]}"
+            hostile.close()
+            return
         received = await hostile.read_until_closed()
         assert received.invalid is None, f"the server sent an invalid frame: {received.invalid}"
         assert received.data == []  # nothing of it was echoed
@@ -162,12 +178,15 @@ async def test_garbage_before_the_handshake_gets_no_101(port: int, garbage: byte
     await assert_serves_new_client(port)
 
 
-async def test_a_hundred_hostile_connections_at_once_leave_the_bystander_served(port: int) -> None:
+async def test_a_hundred_hostile_connections_at_once_leave_the_bystander_served(
+    server_kind: ServerKind, port: int
+) -> None:
+    violations = [v for v in VIOLATIONS if (server_kind.name, v[0]) not in KNOWN_GAPS]
     async with bystander(port):
 
         async def one(index: int) -> int | None:
             hostile = await RawClient.open(port, "/raw")
-            hostile.send(VIOLATIONS[index % len(VIOLATIONS)][1])
+            hostile.send(violations[index % len(violations)][1])
             return (await hostile.read_until_closed(10)).close_code
 
         codes = await asyncio.gather(*(one(i) for i in range(100)))

@@ -199,13 +199,23 @@ async def test_a_60000_character_string_is_delivered_whole(port: int, path: str)
 async def test_a_flood_of_invalid_messages_loses_none_of_the_valid_ones_between_them(
     port: int,
 ) -> None:
+    """Every valid message is delivered, in order; the invalid ones are reported.
+
+    ``errors`` never holds the library back: in a burst faster than the handler
+    reads it, the oldest reports are dropped (and counted), so at least a full
+    buffer of them is reported, not necessarily all.
+    """
+    answers = []
     async with client(port, "/struct") as ws:
         for index in range(200):
             await ws.send(nested(DEPTH) if index % 2 else f'{{"text":"m{index}","count":{index}}}')
-        answers = [msgspec.json.decode(await ws.recv()) for _ in range(200)]
+        async with asyncio.timeout(30):
+            while sum(1 for a in answers if a["count"] >= 0) < 100:
+                answers.append(msgspec.json.decode(await ws.recv()))
     good = [a for a in answers if a["count"] >= 0]
     assert [a["text"] for a in good] == [f"m{index}" for index in range(0, 200, 2)]
-    assert sum(1 for a in answers if a["text"] == INVALID) == 100
+    reported = sum(1 for a in answers if a["text"] == INVALID)
+    assert min(100, OPTIONS.errors_channel_buffer) <= reported <= 100
 
 
 async def test_a_message_that_breaks_the_decoder_leaves_no_long_log_line(

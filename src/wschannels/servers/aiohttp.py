@@ -195,7 +195,9 @@ def aiohttp_route(handler: Any) -> Callable[[web.Request], Awaitable[web.StreamR
         )
         if not ws.can_prepare(request).ok:
             return _refusal(NOT_AN_UPGRADE)
-        refusal = check_version(headers.get("Sec-WebSocket-Version"))  # aiohttp takes 7 and 8
+        refusal = check_version(  # aiohttp takes versions 7 and 8, and repeated headers
+            headers.getall("Sec-WebSocket-Version", []), headers.getall("Sec-WebSocket-Key", [])
+        )
         if refusal is not None:
             return _refusal(refusal)
         await ws.prepare(request)

@@ -359,7 +359,9 @@ class PicowsServer(DrainingServer):
         if refusal is None and "websocket" not in headers.get("Upgrade", "").lower():
             refusal = NOT_AN_UPGRADE
         if refusal is None:
-            refusal = check_version(headers.get("Sec-WebSocket-Version"))
+            refusal = check_version(
+                headers.getall("Sec-WebSocket-Version", []), headers.getall("Sec-WebSocket-Key", [])
+            )
         if refusal is not None:
             return _refuse(refusal)
         return _PicowsTransport(self, route, arguments)
