@@ -51,11 +51,33 @@ def test_wschannels_on_uvicorn_fails_no_case_that_raw_uvicorn_passes(
     assert sorted(extra, key=conformance.case_key) == []
 
 
+# "Fail fast" cases: a message, then a frame the server must fail the connection on. The
+# server closes as soon as it parses the bad frame; whether the reply to the message got out
+# first (OK) or not (NON-STRICT) depends on whether both frames came in one read, and the
+# binding's reply takes a loop turn more than a hand-written echo's. They trade verdicts from
+# run to run (docs/autobahn.md); what must never happen is FAILED.
+FAIL_FAST_RACES = {
+    "3.2",
+    "3.3",
+    "3.4",
+    "4.1.3",
+    "4.1.4",
+    "4.1.5",
+    "4.2.3",
+    "4.2.4",
+    "4.2.5",
+    "5.15",
+}
+
+
 @pytest.mark.parametrize("server", SERVERS)
 def test_wschannels_grades_no_case_worse_than_the_same_servers_raw_echo(
     graded: dict[str, dict[str, str]], server: str
 ) -> None:
-    assert conformance.worse_than_raw(graded, server) == []
+    worse = conformance.worse_than_raw(graded, server)
+    raced = [(case, ours, raw) for case, ours, raw in worse if case in FAIL_FAST_RACES]
+    assert [entry for entry in worse if entry not in raced] == []
+    assert all(ours == "NON-STRICT" for _, ours, _ in raced), raced
 
 
 # picows parses a whole read before it calls the application; a second close frame makes it
