@@ -401,13 +401,15 @@ FANOUT_REDIS = [
 # The same two-process case over the Hub's other backends (only wschannels speaks them).
 FANOUT_BACKENDS = {
     "nats": [
-        dataclasses.replace(FANOUT_LOCAL[1], label="wschannels Hub (NATS)"),
-        dataclasses.replace(FANOUT_LOCAL[2], label="wschannels Hub (NATS), picows transport"),
+        dataclasses.replace(_LOCAL["wschannels"], label="wschannels Hub (NATS)"),
+        dataclasses.replace(
+            _LOCAL["wschannels-picows"], label="wschannels Hub (NATS), picows transport"
+        ),
     ],
     "redis-cluster": [
-        dataclasses.replace(FANOUT_LOCAL[1], label="wschannels Hub (Redis Cluster)"),
+        dataclasses.replace(_LOCAL["wschannels"], label="wschannels Hub (Redis Cluster)"),
         dataclasses.replace(
-            FANOUT_LOCAL[2], label="wschannels Hub (Redis Cluster), picows transport"
+            _LOCAL["wschannels-picows"], label="wschannels Hub (Redis Cluster), picows transport"
         ),
     ],
 }
