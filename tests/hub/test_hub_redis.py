@@ -35,15 +35,21 @@ async def test_a_publish_in_one_process_reaches_members_in_every_process(
     # Joined means subscribed: no wait is needed before publishing elsewhere.
     assert redis_server.numsub("lobby") == 2
 
+    # Order holds per publisher, not across them (a local publish reaches local
+    # members before a remote one comes back from Redis): each publish is
+    # awaited everywhere before the next publisher speaks.
     assert (await one.publish("lobby", "from one")).status_code == 200
+    for member in (ada, bob, cid):
+        await member.wait_for(lambda got: len(got) == 1)
     assert (await two.publish("lobby", "from two", plain=True)).status_code == 200
+    for member in (ada, bob, cid):
+        await member.wait_for(lambda got: len(got) == 2)
     await ada.send(text="from ada", room="lobby", action="publish_others")
     await two.publish("elsewhere", "marker")
 
     for member in (bob, cid):
         await member.wait_for(lambda got: len(got) == 3)
         assert member.texts() == ["from one", '"from two"', "from ada"]
-    await ada.wait_for(lambda got: len(got) == 2)
     assert ada.texts() == ["from one", '"from two"']  # not its own
     await dan.wait_for(lambda got: got)
     assert dan.received == ["from two"]  # a str; the two Notes went to its errors instead
