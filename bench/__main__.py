@@ -22,7 +22,7 @@ from typing import Any
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from bench import report, suite
-from bench.harness import raise_open_files_limit
+from bench.harness import REPO, raise_open_files_limit
 
 SCENARIOS = ["echo", "fanout", "idle", "churn"]
 
@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         echo_labels = {s.name: s.label for s in suite.echo_servers()}
         echo_labels |= {k: v["label"] for k, v in saved.get("servers", {}).items()}
         print(f"results: {report.write(saved, args.out, echo_labels)}")
+        if args.out == suite.out_dir_default() and report.write_headline(saved, REPO / "README.md"):
+            print("README.md: Benchmarks headline regenerated")
         return 0
     try:
         external = [suite.external_server(spec) for spec in args.baseline]
@@ -143,6 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     labels = {s.name: s.label for s in plan.echo}
     readme = report.write(results, args.out, labels)
     print(f"results: {readme}")
+    # Only a whole run on the default folder speaks for the project's README.
+    whole = not (args.quick or only or args.tests or args.reps or args.duration)
+    default_out = args.out == suite.out_dir_default()
+    if (
+        whole
+        and scenarios == SCENARIOS
+        and default_out
+        and report.write_headline(results, REPO / "README.md")
+    ):
+        print("README.md: Benchmarks headline regenerated")
     for target, measured, verdict in report.targets(results):
         print(f"  {verdict:>14}  {target}: {measured}")
     return 0

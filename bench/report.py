@@ -459,7 +459,7 @@ def _echo_markdown(
     out = [
         "## Echo (scenarios 1 and 2)",
         "",
-        "32-byte text messages, and a small JSON object (`{\"user\", \"text\", \"seq\"}`, "
+        '32-byte text messages, and a small JSON object (`{"user", "text", "seq"}`, '
         "decoded and re-encoded by the server). N connections, W messages in flight on each. "
         f"Throughput relative to `{BASELINE}` (higher is better), absolute msg/s in brackets.",
         "",
@@ -598,9 +598,7 @@ def _idle_markdown(
             continue
         ratio = r["kb_per_connection"] / base["kb_per_connection"] if base else math.nan
         raw = info.get(r["server"], {}).get("raw")
-        over = (
-            f"{r['kb_per_connection'] - kb[raw]:+.1f} (`{raw}`)" if raw and raw in kb else "—"
-        )
+        over = f"{r['kb_per_connection'] - kb[raw]:+.1f} (`{raw}`)" if raw and raw in kb else "—"
         out.append(
             f"| {r['server']} | {r['connections']:,} | {r['kb_per_connection']:.1f} | "
             f"{_x(ratio)} | {over} | {r['rss_bytes'] / 2**20:.0f} |"
@@ -753,6 +751,70 @@ def _fan_tick(r: dict[str, Any]) -> str:
     if "error" in r or r.get("lost"):
         tick += "\n(failed)" if not r.get("delivered") else f"\n({r.get('lost', 0):,} lost)"
     return tick
+
+
+# -- the README's headline ---------------------------------------------------------------
+
+HEADLINE_START = "<!-- bench headline: written by `python -m bench` from docs/benchmarks -->"
+HEADLINE_END = "<!-- end of bench headline -->"
+HEADLINE_TESTS = ["text N=10 W=64", "text N=100 W=64", "json N=10 W=64", "text N=1 W=1"]
+
+
+def headline(results: dict[str, Any]) -> str:
+    """The README's Benchmarks tables: echo ratios, CPU per message, fan-out, idle memory."""
+    echo = echo_table(results.get("echo", []))
+    servers = servers_of(results)
+    binding = binding_table(results.get("echo", []), servers)
+    tests = [t for t in HEADLINE_TESTS if t in echo]
+    out = [
+        f"From the run of {results['machine']['date']} (commit `{results['machine']['commit']}`,"
+        " 2 shared cores: read ratios, not absolutes). Each cell: msg/s over raw Starlette on "
+        "uvicorn `websockets-sansio` / over the same server's own raw echo.",
+        "",
+        "| echo | " + " | ".join(tests) + " | server µs/msg, text N=10 W=64 |",
+        "|---|" + "---|" * (len(tests) + 1),
+    ]
+    for name, info in servers.items():
+        if not tests or name not in echo[tests[0]]:
+            continue
+        cells = []
+        for t in tests:
+            e = echo[t].get(name)
+            own = binding.get(name, {}).get(t)
+            own_text = f" / {_x(own['ratio'])}" if own else ""
+            cells.append("—" if e is None else f"{_x(e['ratio'])}{own_text}")
+        cpu = echo.get("text N=10 W=64", {}).get(name, {}).get("server_cpu_us_per_msg", math.nan)
+        out.append(f"| {info['label']} | " + " | ".join(cells) + f" | {_n(cpu, 1)} |")
+    fan = [r for r in results.get("fanout", []) if r.get("processes") == 1 and "p50_ms" in r]
+    big = max((r["members_wanted"] for r in fan), default=0)
+    if big:
+        out += ["", f"| fan-out: one publish to {big:,} local members | p50 / p99 |", "|---|---|"]
+        for r in sorted((r for r in fan if r["members_wanted"] == big), key=lambda r: r["p99_ms"]):
+            lost = f" ({r['lost']:,} deliveries lost)" if r.get("lost") else ""
+            out.append(f"| {r['label']} | {_ms(r['p50_ms'])} / {_ms(r['p99_ms'])}{lost} |")
+    idle = {r["server"]: r for r in results.get("idle", []) if "error" not in r}
+    if idle:
+        out += ["", "| idle memory, kB per connection | wschannels | its raw server |",
+                "|---|---|---|"]  # fmt: skip
+        for name, r in idle.items():
+            raw = servers.get(name, {}).get("raw")
+            if not _is_wschannels(name):
+                continue
+            base = f"{idle[raw]['kb_per_connection']:.1f}" if raw in idle else "—"
+            label = servers.get(name, {}).get("label", name)
+            out.append(f"| {label} | {r['kb_per_connection']:.1f} | {base} |")
+    return "\n".join(out)
+
+
+def write_headline(results: dict[str, Any], readme: Path) -> bool:
+    """Replace the headline between its two markers in ``readme``; False if they are missing."""
+    text = readme.read_text()
+    start, end = text.find(HEADLINE_START), text.find(HEADLINE_END)
+    if start < 0 or end < start:
+        return False
+    body = f"{HEADLINE_START}\n{headline(results)}\n"
+    readme.write_text(text[:start] + body + text[end:])
+    return True
 
 
 def write(results: dict[str, Any], out: Path, labels: dict[str, str]) -> Path:

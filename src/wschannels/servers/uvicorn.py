@@ -73,6 +73,13 @@ def run(
     On SIGINT or SIGTERM uvicorn's own shutdown applies: it closes open
     WebSockets with 1012 (service restart) and waits for the handlers.
 
+    uvicorn has no timeout for a handshake under way (a client may trickle its
+    request for as long as it likes) and no cap on handshakes at once; what it
+    offers is ``limit_concurrency`` (connections beyond it get 503), passed
+    through ``settings``. Put a proxy in front for the rest
+    (docs/how-to/nginx.md), or serve with :func:`serve_picows` /
+    :func:`serve_websockets`, whose ``handshake_timeout`` cuts a slow handshake.
+
     Args:
         app: an ASGI application, or a handler decorated by a binding.
         options: the binding options whose keepalive and size limits the server enforces.
