@@ -166,7 +166,7 @@ UVICORN = ServerKind(
     run=_uvicorn_run,
     run_raw=_uvicorn_run_raw,
     compression=True,
-    shutdown_code=1012,  # uvicorn's own "service restart", sent by the server itself
+    shutdown_code=1001,  # run() drains its sessions before uvicorn's own shutdown (1012)
 )
 
 

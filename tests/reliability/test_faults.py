@@ -242,12 +242,6 @@ async def test_sigterm_closes_every_busy_connection_after_what_was_queued(
     last = {ident: number for ident, number, _ in entries}
     for ident, messages in received.items():
         committed = [str(n) for n in range(int(last[ident]) + 1)]
-        if server_kind.name == "uvicorn":
-            # uvicorn's own shutdown (1012) closes the sockets itself: what the handler wrote
-            # last may still be in uvicorn's buffers then. In order, no gap, nothing extra.
-            assert messages == committed[: len(messages)], f"client {ident}: out of order"
-            assert len(messages) >= len(committed) - 1, f"client {ident}: lost more than the last"
-            continue
         assert messages == committed, (
             f"client {ident}: got {len(messages)}, handler committed {len(committed)}"
         )

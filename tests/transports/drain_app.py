@@ -1,7 +1,8 @@
 """A server process for the drain tests: ``python drain_app.py SERVER PORT``.
 
-SERVER is ``picows`` (run_picows), ``websockets`` (run_websockets) or
-``aiohttp`` (``web.run_app`` with ``aiohttp_setup``). Each client at
+SERVER is ``picows`` (run_picows), ``websockets`` (run_websockets),
+``aiohttp`` (``web.run_app`` with ``aiohttp_setup``) or ``uvicorn``
+(``wschannels.run`` of a Starlette app). Each client at
 ``/flood/{client_id}`` is sent numbered messages until the server shuts
 down; when its handler sees ``done`` it prints ``client_id count``: how
 many sends the handler completed, which the client must receive, no more and
@@ -38,6 +39,12 @@ def main() -> None:
         wschannels.run_picows(routes, port=port, shutdown_timeout=5.0)
     elif server == "websockets":
         wschannels.run_websockets(routes, port=port, shutdown_timeout=5.0)
+    elif server == "uvicorn":
+        from starlette.applications import Starlette
+        from starlette.routing import WebSocketRoute
+
+        app = Starlette(routes=[WebSocketRoute("/flood/{client_id}", flood)])
+        wschannels.run(app, port=port, shutdown_timeout=5.0, log_level="warning")
     else:
         from aiohttp import web
 

@@ -19,9 +19,10 @@ server's (see :mod:`wschannels.servers.uvicorn` for uvicorn's settings).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -29,11 +30,19 @@ from starlette.websockets import WebSocket
 from ..codecs import Frame
 from ..engine import Connection
 from ..handler import HandlerSpec, spec_of
-from ..session import NOT_AN_UPGRADE, Refusal, check_origin, open_connection, serve
+from ..session import (
+    NOT_AN_UPGRADE,
+    SHUTTING_DOWN,
+    Refusal,
+    check_origin,
+    open_connection,
+    serve,
+)
+from .drain import Drain
 from .refusals import refused_on_purpose
 from .stepping import Steppable, begin, finish, step
 
-__all__ = ["AsgiTransport", "asgi", "serve_asgi", "starlette_endpoint"]
+__all__ = ["AsgiTransport", "asgi", "serve_asgi", "sessions_drained_by", "starlette_endpoint"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -168,6 +177,22 @@ def _origin_and_host(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, st
     return origin, host
 
 
+# The sessions of the ASGI server that ``wschannels.run()`` started in this process: its
+# shutdown drains them (1001 after what is queued) before uvicorn's own. None otherwise.
+_process_drain: Drain | None = None
+
+
+@contextlib.contextmanager
+def sessions_drained_by(drain: Drain) -> Iterator[None]:
+    """Run every ASGI session of this process inside ``drain`` while the block runs."""
+    global _process_drain
+    previous, _process_drain = _process_drain, drain
+    try:
+        yield
+    finally:
+        _process_drain = previous
+
+
 async def serve_asgi(
     spec: HandlerSpec, scope: Scope, receive: Receive, send: Send, arguments: dict[str, Any]
 ) -> None:
@@ -175,9 +200,11 @@ async def serve_asgi(
     event = await receive()
     if event["type"] != "websocket.connect":
         return
+    drain = _process_drain
     origin, host = _origin_and_host(scope["headers"])
     peer = _peer(scope)
-    refusal = check_origin(spec, origin, host, peer)
+    refusal = SHUTTING_DOWN if drain is not None and drain.closing else None
+    refusal = refusal or check_origin(spec, origin, host, peer)
     if refusal is not None:
         await _refuse(scope, send, refusal)
         return
@@ -186,7 +213,11 @@ async def serve_asgi(
     connection = open_connection(spec, transport, peer)
     transport.start(connection)
     try:
-        await serve(spec, connection, arguments)
+        if drain is None:
+            await serve(spec, connection, arguments)
+        else:
+            with drain.session(connection):
+                await serve(spec, connection, arguments)
     finally:
         transport.stop()
 

@@ -10,12 +10,14 @@ last heard, as in the seed), ``max_message_size`` → ``ws_max_size``.
 from __future__ import annotations
 
 import inspect
+import socket
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ..extras import require
 from ..options import Options
-from .asgi import asgi
+from .asgi import asgi, sessions_drained_by
+from .drain import Drain
 
 if TYPE_CHECKING:
     import uvicorn
@@ -66,12 +68,18 @@ def run(
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
+    shutdown_timeout: float = 10.0,
     **settings: Any,
 ) -> None:
     """Serve ``app`` (an ASGI app, or a decorated handler) with uvicorn until stopped.
 
-    On SIGINT or SIGTERM uvicorn's own shutdown applies: it closes open
-    WebSockets with 1012 (service restart) and waits for the handlers.
+    On SIGINT or SIGTERM the server drains as ``run_picows`` does: it stops
+    accepting (503 for a handshake under way), closes every wschannels
+    connection with 1001 (going away) after what is queued for it, in batches,
+    lets the handlers see ``done``, and cancels what is left after
+    ``shutdown_timeout`` seconds; then uvicorn's own shutdown runs (it closes
+    any other WebSocket with 1012). A ``uvicorn.Server`` made from
+    :func:`uvicorn_config` has only uvicorn's.
 
     uvicorn has no timeout for a handshake under way (a client may trickle its
     request for as long as it likes) and no cap on handshakes at once; what it
@@ -85,7 +93,19 @@ def run(
         options: the binding options whose keepalive and size limits the server enforces.
         host: interface to listen on.
         port: TCP port.
+        shutdown_timeout: seconds the shutdown lets connections end before their
+            handlers are cancelled.
         settings: any other ``uvicorn.Config`` setting, e.g. ``log_level="warning"``.
     """
-    server = _uvicorn("wschannels.run()").Server
-    server(uvicorn_config(app, options, host=host, port=port, **settings)).run()
+    server_class = _uvicorn("wschannels.run()").Server
+    drain = Drain(shutdown_timeout)
+
+    class DrainingServer(server_class):  # type: ignore[misc,valid-type]
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            for listening in self.servers:  # stop accepting before the drain, as uvicorn does
+                listening.close()
+            await drain.drain()
+            await super().shutdown(sockets)
+
+    with sessions_drained_by(drain):
+        DrainingServer(uvicorn_config(app, options, host=host, port=port, **settings)).run()
