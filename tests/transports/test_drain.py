@@ -1,8 +1,9 @@
 """Graceful shutdown: every connection gets what was queued for it, then 1001; handlers see done.
 
 The end-to-end tests send SIGTERM to a real server process (tests/transports/drain_app.py:
-``run_picows``, ``run_websockets``, aiohttp's ``web.run_app``, ``wschannels.run``) with 25 clients whose
-messages are in flight; the others close ``serve_*`` servers in the test's own loop.
+``run_picows``, ``run_websockets``, aiohttp's ``web.run_app``, ``wschannels.run``) with 25
+clients whose messages are in flight; the others close ``serve_*`` servers in the test's own
+loop.
 """
 
 from __future__ import annotations
