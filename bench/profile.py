@@ -37,7 +37,10 @@ def py_spy() -> str:
 
 def run(plan: Plan, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    servers = [s for s in plan.echo if s.name == BASELINE or s.wschannels]
+    # Each wschannels server beside the raw echo it is paired with: the difference is the
+    # binding's cost on that server.
+    paired = {s.raw for s in plan.echo if s.wschannels and s.raw}
+    servers = [s for s in plan.echo if s.name == BASELINE or s.wschannels or s.name in paired]
     sections = [
         "# Echo server profiles",
         "",
