@@ -587,17 +587,16 @@ class Connection:
         """Over the limit: that message is not delivered, and the connection closes with 1008."""
         self._limits = None  # said once; the connection is closing
         options = self.options
-        self.log.warning(
-            "over the rate limit (%s messages/s, %s bytes/s): closing",
-            options.max_messages_per_second,
-            options.max_bytes_per_second,
-        )
-        self.report(
-            RateLimited(
-                f"the client sent faster than {options.max_messages_per_second} messages/s "
-                f"or {options.max_bytes_per_second} bytes/s"
+        limits = " or ".join(
+            f"{limit} {unit}/s"
+            for limit, unit in (
+                (options.max_messages_per_second, "messages"),
+                (options.max_bytes_per_second, "bytes"),
             )
+            if limit is not None
         )
+        self.log.warning("over the rate limit (%s): closing", limits)
+        self.report(RateLimited(f"the client sent faster than {limits}"))
         self.disconnect(CloseCode.POLICY_VIOLATION)
 
     def message_too_big(self, size: int | None) -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from websockets.exceptions import ConnectionClosed
+
 import wschannels
 from bench.servers.registry import ServerKind
 from tests.reliability.conftest import OPTIONS, ROUTES, client
-from wschannels import Done, Errors, Options, Receiver, Sender, select
+from wschannels import ChannelClosed, Done, Errors, Options, Receiver, Sender, select
 
 WELL_BEHAVED = 20
 ROUND_TRIPS = 30
@@ -72,6 +74,7 @@ async def test_a_client_over_the_rate_limit_is_closed_with_1008_and_the_others_g
     server_kind: ServerKind,
 ) -> None:
     seen: list[BaseException] = []
+    handlers_done = 0
 
     @wschannels.messages(LIMITED)
     async def limited(
@@ -79,25 +82,34 @@ async def test_a_client_over_the_rate_limit_is_closed_with_1008_and_the_others_g
     ) -> None:
         while True:
             chosen, value, _ = await select(receiver, errors, done)
-            if chosen is done:
+            if chosen is done:  # may win over an error still buffered: read what is left
+                seen.extend([error async for error in errors])
+                nonlocal handlers_done
+                handlers_done += 1
                 return
             if chosen is errors:
                 seen.append(value)
             else:
-                await sender.send(value)
+                with contextlib.suppress(ChannelClosed):  # the connection closed meanwhile
+                    await sender.send(value)
 
     async with (
         server_kind.serve({**ROUTES, "/limited": limited}, OPTIONS) as port,
         client(port, "/limited") as steady,
         client(port, "/limited") as flooder,
     ):
-        for index in range(200):  # ten times the limit, at once
-            await flooder.send(f"flood {index}")
-        async with asyncio.timeout(10):
-            async for _ in flooder:
-                pass
+        with contextlib.suppress(ConnectionClosed):  # closed while it still sends, or reads
+            for index in range(200):  # ten times the limit, at once
+                await flooder.send(f"flood {index}")
+            async with asyncio.timeout(10):
+                async for _ in flooder:
+                    pass
         assert flooder.close_code == 1008
+        async with asyncio.timeout(10):  # the flooder's handler has seen its end
+            while handlers_done == 0:
+                await asyncio.sleep(0.01)
         assert [type(error) for error in seen] == [wschannels.RateLimited]
+        assert str(seen[0]) == "the client sent faster than 20 messages/s"
         for index in range(5):  # 10 messages a second: within the limit
             await steady.send(f"steady {index}")
             assert await asyncio.wait_for(steady.recv(), 10) == f"steady {index}"

@@ -124,6 +124,7 @@ class NatsBackend:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None
+        self._streams_stale = False  # after a reconnect, until the bucket and stream are checked
         self._receive: Receive | None = None
         self._presence_changed: PresenceChanged | None = None
         self._members: dict[str, dict[str, Any]] = {}
@@ -168,23 +169,7 @@ class NatsBackend:
                     name=f"wschannels-hub-{self._id.decode()}",
                 )
                 self._js = self._nc.jetstream(timeout=self._timeout)
-                self._kv = await self._js.create_key_value(
-                    bucket=self._bucket,
-                    ttl=3 * self._heartbeat,
-                    history=1,
-                    storage=StorageType.MEMORY,
-                )
-                if self._history_size:
-                    await self._js.add_stream(
-                        name=self._stream,
-                        subjects=[self._ingest_prefix + ">"],
-                        republish=RePublish(
-                            src=self._ingest_prefix + ">", dest=self._subject_prefix + ">"
-                        ),
-                        max_msgs_per_subject=self._history_size,
-                        max_age=self._history_ttl,
-                        storage=StorageType.FILE,
-                    )
+                await self._ensure_streams()
         except (*_TROUBLE, nats.errors.NoServersError) as error:
             await self._close()
             raise BackendUnavailable(
@@ -196,6 +181,31 @@ class NatsBackend:
             loop.create_task(self._sync(), name="wschannels-hub-nats-sync"),
             loop.create_task(self._beat(), name="wschannels-hub-nats-beat"),
         ]
+
+    async def _ensure_streams(self) -> None:
+        """Create, or find, the presence bucket and the history stream.
+
+        At start, and again after a reconnect: a restarted NATS server has lost
+        the bucket (presence is kept in memory), and may have lost the stream.
+        """
+        js = self._js
+        assert js is not None
+        self._kv = await js.create_key_value(
+            bucket=self._bucket,
+            ttl=3 * self._heartbeat,
+            history=1,
+            storage=StorageType.MEMORY,
+        )
+        if self._history_size:
+            await js.add_stream(
+                name=self._stream,
+                subjects=[self._ingest_prefix + ">"],
+                republish=RePublish(src=self._ingest_prefix + ">", dest=self._subject_prefix + ">"),
+                max_msgs_per_subject=self._history_size,
+                max_age=self._history_ttl,
+                storage=StorageType.FILE,
+            )
+        self._streams_stale = False
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
@@ -248,6 +258,7 @@ class NatsBackend:
         self.reconnects += 1
         self.connected = True
         self._last.clear()
+        self._streams_stale = True  # checked by the sync task before its next change
         self._log.warning(
             "hub reconnected to NATS at %s; re-subscribed %d rooms",
             self.url,
@@ -284,6 +295,9 @@ class NatsBackend:
                     batch.set_result(None)
 
     async def _apply(self, dirty: set[str]) -> None:
+        if self._streams_stale:
+            async with asyncio.timeout(self._timeout):
+                await self._ensure_streams()
         nc, kv = self._nc, self._kv
         assert nc is not None and kv is not None
         pid = self._id.decode()
