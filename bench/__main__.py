@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         echo_labels = {s.name: s.label for s in suite.echo_servers()}
         echo_labels |= {k: v["label"] for k, v in saved.get("servers", {}).items()}
         print(f"results: {report.write(saved, args.out, echo_labels)}")
-        if args.out == suite.out_dir_default() and report.write_headline(saved, REPO / "README.md"):
-            print("README.md: Benchmarks headline regenerated")
+        if args.out == suite.out_dir_default():
+            write_headlines(saved)
         return 0
     try:
         external = [suite.external_server(spec) for spec in args.baseline]
@@ -147,17 +147,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results: {readme}")
     # Only a whole run on the default folder speaks for the project's README.
     whole = not (args.quick or only or args.tests or args.reps or args.duration)
-    default_out = args.out == suite.out_dir_default()
-    if (
-        whole
-        and scenarios == SCENARIOS
-        and default_out
-        and report.write_headline(results, REPO / "README.md")
-    ):
-        print("README.md: Benchmarks headline regenerated")
+    if whole and scenarios == SCENARIOS and args.out == suite.out_dir_default():
+        write_headlines(results)
     for target, measured, verdict in report.targets(results):
         print(f"  {verdict:>14}  {target}: {measured}")
     return 0
+
+
+# The pages whose headline tables come from the last whole run.
+HEADLINE_PAGES = ("README.md", "docs/performance.md")
+
+
+def write_headlines(results: dict[str, Any]) -> None:
+    for page in HEADLINE_PAGES:
+        if report.write_headline(results, REPO / page):
+            print(f"{page}: the benchmark headline regenerated")
 
 
 def server_records(plan: suite.Plan) -> dict[str, dict[str, Any]]:
