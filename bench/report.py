@@ -11,6 +11,7 @@ import platform
 import resource
 import statistics
 import subprocess
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -65,6 +66,9 @@ def machine_record(settings: dict[str, Any], command: str) -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "packages": versions,
+        "wschannels_compiled": _first_line(
+            [sys.executable, "-c", "import wschannels; print(wschannels.compiled)"]
+        ),
         "redis_server": _first_line(["redis-server", "--version"]),
         "open_files_limit": resource.getrlimit(resource.RLIMIT_NOFILE),
         "pinning": (
@@ -220,7 +224,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     echo = echo_table(records)
     servers = servers_of(results)
     skipped: dict[str, str] = results.get("skipped", {})
-    wsch = [s for s in dict.fromkeys(s for t in echo.values() for s in t) if _is_wschannels(s)]
+    every = dict.fromkeys(s for t in echo.values() for s in t)
+    wsch = [s for s in every if _is_wschannels(s) and not _is_pure(s)]
 
     # Ahead of the Go original, on wschannels' fastest server.
     go_tests = ("text N=10 W=64", "text N=100 W=64", "json N=10 W=64", "json N=100 W=64")
@@ -260,7 +265,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     binding = binding_table(records, servers)
     for name, info in servers.items():
         raw = info.get("raw")
-        if not raw or name not in binding:
+        if not raw or name not in binding or _is_pure(name):
             continue
         cells = {t: binding[name][t] for t in BINDING_TESTS if t in binding[name]}
         title = f"binding ≥ 0.9x the same server's raw echo: `{name}` vs `{raw}`"
@@ -297,6 +302,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         rows.append((f"server CPU per message on the fastest path ≤ 12 µs (Go: 13.7), echo {test}",
                      _on(f"{_n(v, 1)} µs", best) + beside, _verdict(v <= 12, v)))  # fmt: skip
 
+    rows += _compiled_targets(records, every)
     rows += _fanout_targets(results.get("fanout", []))
     rows += _idle_targets(results.get("idle", []), servers)
     return rows
@@ -309,6 +315,32 @@ def _on(measured: str, server: str | None) -> str:
 
 def _is_wschannels(name: str) -> bool:
     return name.startswith("wschannels")
+
+
+def _is_pure(name: str) -> bool:
+    """A wschannels server run with WSCHANNELS_PURE=1: a measure of the build, not a contender."""
+    return name.endswith("-pure")
+
+
+def _compiled_targets(
+    records: list[dict[str, Any]], servers: Iterable[str]
+) -> list[tuple[str, str, str]]:
+    """Whether compiling the hot path with mypyc pays: each compiled server over its pure twin."""
+    rows: list[tuple[str, str, str]] = []
+    for pure in (s for s in servers if _is_wschannels(s) and _is_pure(s)):
+        built = pure.removesuffix("-pure")
+        tests = dict.fromkeys(r["test"] for r in records if r["server"] == pure)
+        by = {t: paired_ratio([r for r in records if r["test"] == t], "rate", built, pure)
+              for t in tests}  # fmt: skip
+        by = {t: v for t, v in by.items() if not math.isnan(v)}
+        if not by:
+            continue
+        worst = min(by, key=lambda t: by[t])
+        median = statistics.median(by.values())
+        rows.append((f"compiling the hot path with mypyc pays: `{built}` over `{pure}` on every "
+                     "echo test", f"median {_x(median)}, lowest {_x(by[worst])} ({worst}), "
+                     f"{len(by)} tests", _verdict(by[worst] > 1.0, by[worst])))  # fmt: skip
+    return rows
 
 
 def _fanout_targets(records: list[dict[str, Any]]) -> list[tuple[str, str, str]]:

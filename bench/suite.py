@@ -112,13 +112,15 @@ class EchoServer:
     raw: str | None = None
     requires: tuple[str, ...] = ()
     command: str | None = None
+    env: tuple[tuple[str, str], ...] = ()  # set in the server's environment
 
     def server(self) -> Server:
         port = free_port()
         if self.command is not None:
             argv = ["sh", "-c", self.command.replace("{port}", str(port))]
             return Server(self.name, argv, port, env={"PORT": str(port)})
-        return Server(self.name, python_module(self.module, "--port", str(port), *self.args), port)
+        argv = python_module(self.module, "--port", str(port), *self.args)
+        return Server(self.name, argv, port, env=dict(self.env))
 
     def missing(self) -> str | None:
         return missing(self.requires)
@@ -170,6 +172,10 @@ def echo_servers() -> list[EchoServer]:
         ),
         wschannels_on("wschannels-picows", "wschannels messages()/json() on the picows "
                       "transport (no ASGI server)", "picows", "--form", "picows"),
+        # The same, its hot path run from the Python sources: what compiling with mypyc pays.
+        wschannels_on("wschannels-picows-pure", "wschannels-picows with WSCHANNELS_PURE=1 (the "
+                      "engine, channels, views and codecs not compiled)", "picows", "--form",
+                      "picows", env=(("WSCHANNELS_PURE", "1"),)),
         wschannels_on("wschannels-granian", "wschannels messages()/json() route on granian",
                       "granian", "--form", "route", "--server", "granian",
                       requires=("granian",)),

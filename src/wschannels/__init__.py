@@ -13,6 +13,9 @@ channel, and runs its whole connection from one :func:`select` loop::
             await sender.send(message)
 """
 
+# First: _native decides, before anything imports them, which build of the hot path loads.
+from . import _native
+from . import engine as _engine
 from .bindings import bytes_messages, json, messages, raw
 from .channels import (
     Channel,
@@ -56,6 +59,9 @@ from .options import LogLevel, Options
 from .servers.asgi import asgi
 from .servers.uvicorn import run, uvicorn_config
 from .views import Disconnect, Done, Errors, Receiver, Sender
+
+compiled: bool = _native.is_compiled(_engine)
+"""Whether the hot path (engine, channels, views, codecs) runs compiled by mypyc."""
 
 # Server adapters, imported on first use; each is named after its server's package, which
 # is also the name of the extra that installs it.
@@ -131,6 +137,7 @@ __all__ = [
     "aiohttp_setup",
     "asgi",
     "bytes_messages",
+    "compiled",
     "json",
     "messages",
     "metrics_endpoint",

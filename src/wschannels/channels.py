@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import operator
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Final, Generic, NamedTuple, SupportsIndex, TypeVar
 
 from .errors import ChannelClosed, WouldBlock
 
@@ -90,7 +91,7 @@ class _Fairness:
 
     __slots__ = ("streak",)
 
-    SHARE = 64
+    SHARE: Final = 64
 
     def __init__(self) -> None:
         self.streak = 0
@@ -228,10 +229,16 @@ class Channel(Selectable, Generic[T]):
 
     __slots__ = ("_buffer", "_capacity", "_closed", "_handed", "_recv_waiters", "_send_waiters")
 
-    def __init__(self, capacity: int = 0) -> None:
-        if not isinstance(capacity, int) or capacity < 0:
+    # Compiled, a parameter annotated ``int`` raises a bare TypeError for a float or a str;
+    # a protocol is not checked at the call, so the check below can name the argument.
+    def __init__(self, capacity: SupportsIndex = 0) -> None:
+        try:
+            size = operator.index(capacity)
+        except TypeError:
+            size = -1
+        if size < 0:
             raise ValueError(f"capacity must be an int >= 0, got {capacity!r}")
-        self._capacity = capacity
+        self._capacity = size
         self._buffer: deque[T] = deque()
         self._recv_waiters: list[Operation] = []
         self._send_waiters: list[Operation] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
@@ -39,9 +39,11 @@ class Codec:
     so a room shared by different bindings encodes a message once per kind.
     """
 
-    __slots__ = ()
-    item_type: Any = Any
-    wire_kind: WireKind = "plain"
+    __slots__ = ("item_type",)
+    wire_kind: ClassVar[WireKind] = "plain"
+
+    def __init__(self, item_type: Any = Any) -> None:
+        self.item_type = item_type
 
     def decode(self, frame: Frame) -> Any:
         """Turn a received frame into an item. Raises :class:`InvalidMessage`."""
@@ -60,7 +62,9 @@ class TextCodec(Codec):
     """``messages()``: text frames as ``str``; a binary frame must be UTF-8."""
 
     __slots__ = ()
-    item_type = str
+
+    def __init__(self) -> None:
+        super().__init__(str)
 
     def decode(self, frame: Frame) -> str:
         if type(frame) is str:
@@ -80,7 +84,9 @@ class BytesCodec(Codec):
     """``bytes_messages()``: binary frames as ``bytes``; a text frame arrives as its UTF-8 bytes."""
 
     __slots__ = ()
-    item_type = bytes
+
+    def __init__(self) -> None:
+        super().__init__(bytes)
 
     def decode(self, frame: Frame) -> bytes:
         if type(frame) is bytes:
@@ -99,7 +105,9 @@ class RawCodec(Codec):
     """``raw()``: ``str`` for text frames and ``bytes`` for binary ones, both ways."""
 
     __slots__ = ()
-    item_type = str | bytes
+
+    def __init__(self) -> None:
+        super().__init__(str | bytes)
 
     def decode(self, frame: Frame) -> Frame:
         return frame
@@ -127,11 +135,11 @@ class JsonCodec(Codec):
     containers; a pydantic model is validated and dumped by pydantic itself.
     """
 
-    __slots__ = ("_check_type", "_decode", "_encode", "item_type")
-    wire_kind: WireKind = "json"
+    __slots__ = ("_check_type", "_decode", "_encode")
+    wire_kind: ClassVar[WireKind] = "json"
 
     def __init__(self, model: Any) -> None:
-        self.item_type = model
+        super().__init__(model)
         self._check_type: type | None = None
         if _is_pydantic_model(model):
             self._decode = model.model_validate_json

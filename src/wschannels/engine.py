@@ -306,7 +306,6 @@ class Connection:
     """
 
     __slots__ = (
-        "__weakref__",  # the process's metrics registry holds connections weakly
         "_bytes_in",
         "_bytes_out",
         "_close_callbacks",
@@ -587,8 +586,9 @@ class Connection:
         """Over the limit: that message is not delivered, and the connection closes with 1008."""
         self._limits = None  # said once; the connection is closing
         options = self.options
+        # A limit set as 20 reads "20", not "20.0" (compiled, a float field is always a float).
         limits = " or ".join(
-            f"{limit} {unit}/s"
+            f"{int(limit) if float(limit).is_integer() else limit} {unit}/s"
             for limit, unit in (
                 (options.max_messages_per_second, "messages"),
                 (options.max_bytes_per_second, "bytes"),

@@ -2,7 +2,7 @@
 
 Nothing is counted twice on the hot path: every connection already keeps its
 own counters (one increment each per message), and this module sums them on
-demand — the live connections' from a weak set, the ended ones' from the
+demand — the live connections' from the set each joins when it opens, the ended ones' from the
 totals each one adds when it ends. A hub is summed the same way from its
 :meth:`~wschannels.Hub.statistics`. So a snapshot costs a walk over the live
 connections, and a message costs nothing more than before.
@@ -91,7 +91,9 @@ class _Registry:
     """The live connections and hubs, and what the ended connections counted."""
 
     def __init__(self) -> None:
-        self.connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        # Held strongly: a compiled Connection takes no weak reference, and every connection
+        # leaves this set when it ends (ended_with), as its transport reports the close.
+        self.connections: set[Connection] = set()
         self.hubs: weakref.WeakSet[Hub] = weakref.WeakSet()
         self.total = 0
         self.ended: dict[str, BindingStats] = {}
