@@ -20,6 +20,8 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 PACKAGE = Path("src/wschannels")
+# The per-message path: the engine and what it calls. (The server adapters subclass their
+# servers' own classes, which mypyc compiles as Python classes: picows' segfaulted.)
 COMPILED = ("channels", "codecs", "engine", "views")
 RECORD = "_native.json"
 
@@ -44,7 +46,7 @@ class CompileHotPath(BuildHookInterface):  # type: ignore[type-arg]
             )
             return
         sources = {
-            f"wschannels.{name}": _digest(Path(self.root, PACKAGE, f"{name}.py"))
+            "wschannels." + name.replace("/", "."): _digest(Path(self.root, PACKAGE, f"{name}.py"))
             for name in COMPILED
         }
         record = Path(self.root, PACKAGE, RECORD)

@@ -42,8 +42,7 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname not in self.modules:
             return None
-        source = _PACKAGE / f"{fullname.rpartition('.')[2]}.py"
-        return importlib.util.spec_from_file_location(fullname, source)
+        return importlib.util.spec_from_file_location(fullname, _source_of(fullname))
 
 
 def _compiled_sources() -> dict[str, str]:
@@ -58,10 +57,14 @@ def _compiled_sources() -> dict[str, str]:
     return sources if isinstance(sources, dict) else {}
 
 
+def _source_of(module: str) -> Path:
+    """``wschannels.servers.picows`` -> its ``.py`` file in this package."""
+    return _PACKAGE.joinpath(*module.split(".")[1:]).with_suffix(".py")
+
+
 def _is_current(module: str, digest: str) -> bool:
-    source = _PACKAGE / f"{module.rpartition('.')[2]}.py"
     try:
-        return hashlib.sha256(source.read_bytes()).hexdigest() == digest
+        return hashlib.sha256(_source_of(module).read_bytes()).hexdigest() == digest
     except OSError:  # a wheel installed without sources: the build is all there is
         return True
 

@@ -52,16 +52,16 @@ __all__ = [
 
 T = TypeVar("T")
 
-_randrange = random.randrange
-_random = random.random
+_randrange: Final = random.randrange
+_random: Final = random.random
 
 # Every order in which ``select`` may try its cases, by number of cases. Trying
 # them in one order drawn at random makes the choice among the ready cases
 # uniform, as Go specifies, without allocating per select. (A rotation from a
 # random start is not uniform: with cases a, b, c and only a, b ready, a would
 # win two times in three.) Larger selects are rare and draw a fresh order.
-_CACHED_ORDERS = 5
-_ORDERS = [tuple(itertools.permutations(range(n))) for n in range(_CACHED_ORDERS + 1)]
+_CACHED_ORDERS: Final = 5
+_ORDERS: Final = [tuple(itertools.permutations(range(n))) for n in range(_CACHED_ORDERS + 1)]
 
 
 class SelectResult(NamedTuple):
@@ -98,12 +98,12 @@ class _Fairness:
 
 
 # Shared with views.py, whose operations count too.
-fairness = _Fairness()
+fairness: Final = _Fairness()
 
 
 # SelectResult(a, b, c) runs the NamedTuple's Python-level __new__; building the tuple
 # directly skips that frame on every select (about 0.15 µs, timeit on CPython 3.11).
-_tuple_new = tuple.__new__
+_tuple_new: Final = tuple.__new__
 
 
 def _result(channel: Any, value: Any, ok: bool) -> SelectResult:
@@ -227,7 +227,16 @@ class Channel(Selectable, Generic[T]):
             ...
     """
 
-    __slots__ = ("_buffer", "_capacity", "_closed", "_handed", "_recv_waiters", "_send_waiters")
+    __slots__ = (
+        "_buffer",
+        "_capacity",
+        "_closed",
+        "_handed",
+        "_held",
+        "_on_held_drained",
+        "_recv_waiters",
+        "_send_waiters",
+    )
 
     # Compiled, a parameter annotated ``int`` raises a bare TypeError for a float or a str;
     # a protocol is not checked at the call, so the check below can name the argument.
@@ -249,6 +258,11 @@ class Channel(Selectable, Generic[T]):
         # Items are thus received in order even when a receive is cancelled.
         self._handed: list[Operation] = []
         self._closed = False
+        # Items a producer that must never wait (a connection's reader) holds back while
+        # the channel is full: each receive that frees a slot takes the oldest of them, in
+        # order, with no future, callback or loop turn per item (see _hold()).
+        self._held: deque[Any] | None = None
+        self._on_held_drained: Callable[[], None] | None = None
 
     # -- public API -------------------------------------------------------------
 
@@ -383,6 +397,12 @@ class Channel(Selectable, Generic[T]):
                     if op.waiter.fire(op.index, None, True):
                         buffer.append(op.value)
                         break
+                else:
+                    held = self._held
+                    if held:
+                        buffer.append(held.popleft())
+                        if not held:
+                            self._held_drained()
         else:
             send_waiters = self._send_waiters
             while send_waiters:  # unbuffered: take the item straight from a blocked sender
@@ -392,10 +412,17 @@ class Channel(Selectable, Generic[T]):
                     ok = True
                     break
             else:
-                if not self._closed:
+                held = self._held
+                if held:  # or from the producer's held items
+                    value = held.popleft()
+                    ok = True
+                    if not held:
+                        self._held_drained()
+                elif not self._closed:
                     return False, None, False
-                value = None
-                ok = False
+                else:
+                    value = None
+                    ok = False
         handed = self._handed
         while handed and handed[0].waiter.resumed:
             handed.pop(0)
@@ -408,6 +435,23 @@ class Channel(Selectable, Generic[T]):
                     waiter.value, value = value, waiter.value
                     waiter.ok, ok = ok, waiter.ok
         return True, value, ok
+
+    def _hold(self, held: deque[Any], on_drained: Callable[[], None]) -> None:
+        """Take items from ``held`` whenever there is room, after the buffer's, in order.
+
+        For a producer that must never wait (a connection's reader): it appends
+        to ``held`` once a send does not fit, and each receive that frees a slot
+        moves the oldest held item in. ``on_drained`` is called, in that receive,
+        when it took the last one. A receiver waiting on an empty unbuffered
+        channel is not handed held items: the producer sends while none are held.
+        """
+        self._held = held
+        self._on_held_drained = on_drained
+
+    def _held_drained(self) -> None:
+        on_drained = self._on_held_drained
+        if on_drained is not None:
+            on_drained()
 
     def _prepare_send(self, value: Any) -> Any:
         return value

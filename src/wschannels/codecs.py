@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Final, Literal
 
 import msgspec
 
@@ -125,7 +125,7 @@ class RawCodec(Codec):
         return annotation is Any or set(typing.get_args(annotation)) == {str, bytes}
 
 
-_json_encoder = msgspec.json.Encoder()
+_json_encoder: Final = msgspec.json.Encoder()
 
 
 class JsonCodec(Codec):
@@ -213,7 +213,7 @@ def _is_pydantic_model(model: Any) -> bool:
     return isinstance(model, type) and hasattr(model, "model_validate_json")
 
 
-_plain = RawCodec()
+_plain: Final = RawCodec()
 
 
 def encode_for_kind(kind: WireKind, message: object) -> Frame:

@@ -29,13 +29,12 @@ import enum
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 # The select protocol (Selectable, Operation, wait_for) is shared with channels.py: Done is a case.
 from .channels import (
     Channel,
     ChannelClosed,
-    DeferredSend,
     Operation,
     Selectable,
     WouldBlock,
@@ -123,9 +122,9 @@ class State(enum.Enum):
 
 # Enum members are looked up through a descriptor on every ``State.X`` (about 0.17 µs
 # each on CPython 3.11, timeit); the hot paths compare against these module constants.
-_OPEN = State.OPEN
-_CLOSING = State.CLOSING
-_CLOSED = State.CLOSED
+_OPEN: Final = State.OPEN
+_CLOSING: Final = State.CLOSING
+_CLOSED: Final = State.CLOSED
 
 
 class ConnectionStatistics(NamedTuple):
@@ -295,7 +294,7 @@ class _RateLimits:
 
 
 # How long the closing handshake may take when write_wait is None (never time out).
-_CLOSE_TIMEOUT = 10.0
+_CLOSE_TIMEOUT: Final = 10.0
 
 
 class Connection:
@@ -312,7 +311,6 @@ class Connection:
         "_close_code",
         "_close_timer",
         "_closed",
-        "_deferred",
         "_errors",
         "_errors_dropped",
         "_grace_timer",
@@ -383,7 +381,6 @@ class Connection:
         # Made on first use, as the write queue: most connections never need them, and
         # an empty deque is 0.6 kB (bench idle scenario: 1.2 kB less per connection).
         self._overflow: deque[Any] | None = None
-        self._deferred: DeferredSend | None = None
         self._paused = False
         self._paused_at = 0.0
         self._stall_timer: asyncio.TimerHandle | None = None
@@ -518,39 +515,29 @@ class Connection:
             self._messages_discarded += 1
             return True
         if overflow is None:
+            # The receiver takes held messages itself as the handler frees room: one poll
+            # per message, where a deferred send (a future, its callback and a loop turn)
+            # cost about 4,000 instructions more per message at 64 in flight on picows
+            # (callgrind, `python -m bench.instructions`).
             overflow = self._overflow = deque()
+            receiver._hold(overflow, self._overflow_emptied)
         overflow.append(item)
-        self._defer_next()
         self._pause()
         return False
 
-    def _defer_next(self) -> None:
-        """Offer the held messages to the receiver, in order, without waiting."""
-        receiver = self._receiver
-        overflow = self._overflow
-        assert receiver is not None and overflow is not None
-        while overflow:
-            deferred = receiver.send_deferred(overflow[0], self._deferred_taken)
-            if not deferred.taken:
-                self._deferred = deferred
-                return
-            overflow.popleft()
-        self._deferred = None
+    def _overflow_emptied(self) -> None:
+        """The handler took the last held message (in its receive): resume after it."""
+        self._loop.call_soon(self._overflow_drained)
+
+    def _overflow_drained(self) -> None:
+        if self._overflow:  # refilled again since (the client sent more before the pause)
+            return
         self._resume()
         if self._peer_code is not None:  # the client ended after what was held
             code, self._peer_code = self._peer_code, None
             self.peer_closed(code)
         elif self.done._ending and self._drained():
             self._set_done()
-
-    def _deferred_taken(self, taken: bool) -> None:
-        self._deferred = None
-        overflow = self._overflow
-        if overflow:
-            overflow.popleft()
-            if not taken:
-                self._messages_discarded += 1
-        self._defer_next()
 
     def _pause(self) -> None:
         if self._paused:
@@ -996,9 +983,6 @@ class Connection:
         receiver = self._receiver
         overflow = self._overflow
         unread = (len(overflow) if overflow else 0) + (len(receiver) if receiver is not None else 0)
-        deferred, self._deferred = self._deferred, None
-        if deferred is not None:
-            deferred.cancel()
         if overflow:
             overflow.clear()
         if receiver is not None:
