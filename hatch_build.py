@@ -45,6 +45,11 @@ class CompileHotPath(BuildHookInterface):  # type: ignore[type-arg]
                 f"wschannels: compiling with mypyc failed, building pure Python:\n{first_lines}"
             )
             return
+        if version == "editable":
+            # The modules' shared library is beside the sources, on the path the editable
+            # install adds: a second copy in site-packages would shadow the next rebuild.
+            for source in [s for s in build_data["force_include"] if "__mypyc." in s]:
+                del build_data["force_include"][source]
         sources = {
             "wschannels." + name.replace("/", "."): _digest(Path(self.root, PACKAGE, f"{name}.py"))
             for name in COMPILED
