@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from ..codecs import Frame
+from .errors import BackendUnavailable
 from .positions import Position
 
 __all__ = [
@@ -15,6 +18,8 @@ __all__ = [
     "Outgoing",
     "PresenceChanged",
     "Receive",
+    "SharedBackend",
+    "describe",
     "frame_size",
 ]
 
@@ -146,3 +151,62 @@ class Backend(Protocol):
         Raises:
             BackendUnavailable: the backend could not answer within its timeout.
         """
+
+
+class SharedBackend:
+    """What the backends shared by processes (Redis, NATS) do alike.
+
+    This process's members are kept by room. ``room_changed`` records a
+    room's members and wakes the backend's sync task, which applies the
+    changed (``_dirty``) rooms a batch at a time and resolves ``_batch``
+    when one is applied; ``synced`` waits for that, bounded by the timeout.
+    A subclass sets these attributes in its ``__init__`` and names its
+    server in ``server``.
+    """
+
+    server: ClassVar[str]
+    url: str
+    connected: bool
+    failures: int
+    _members: dict[str, dict[str, Any]]
+    _dirty: set[str]
+    _wake: asyncio.Event
+    _batch: asyncio.Future[None] | None
+    _timeout: float
+    _log: logging.Logger
+
+    def room_changed(self, room: str, members: dict[str, Any]) -> None:
+        if members:
+            self._members[room] = members
+        else:
+            self._members.pop(room, None)
+        self._dirty.add(room)
+        self._wake.set()
+
+    async def synced(self) -> None:
+        batch = self._batch
+        if not self.connected or batch is None:
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                await asyncio.shield(batch)
+        except TimeoutError:
+            self._log.warning(
+                "hub: %s at %s did not confirm room changes within %s s; they apply when it "
+                "answers",
+                self.server,
+                self.url,
+                self._timeout,
+            )
+
+    def _unreachable(self, what: str) -> BackendUnavailable:
+        self.failures += 1
+        return BackendUnavailable(f"{self.url} is unreachable (the hub is reconnecting): {what}")
+
+
+def describe(error: BaseException, timeout: float) -> str:
+    """An error for a log line: its type and text, or what a bare timeout means."""
+    if isinstance(error, TimeoutError) and not str(error):
+        return f"no answer within {timeout} s"
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -49,7 +49,7 @@ from nats.js.api import DeliverPolicy, RePublish, StorageType
 from nats.js.errors import APIError, NotFoundError
 from nats.js.kv import KeyValue
 
-from .backend import Entry, Outgoing, PresenceChanged, Receive
+from .backend import Entry, Outgoing, PresenceChanged, Receive, SharedBackend, describe
 from .errors import BackendUnavailable
 from .positions import Position, new_epoch
 from .redis import envelope, open_envelope, redact
@@ -74,18 +74,12 @@ def _room_of_token(token: str) -> str:
     return bytes.fromhex(token[1:]).decode() if token.startswith("=") else token
 
 
-def _describe(error: BaseException, timeout: float) -> str:
-    if isinstance(error, TimeoutError) and not str(error):
-        return f"no answer within {timeout} s"
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-class NatsBackend:
+class NatsBackend(SharedBackend):
     """Fan-out over NATS subjects; history and presence in JetStream."""
 
     name = "nats"
     remote = True
+    server = "NATS"
 
     def __init__(
         self,
@@ -173,7 +167,7 @@ class NatsBackend:
         except (*_TROUBLE, nats.errors.NoServersError) as error:
             await self._close()
             raise BackendUnavailable(
-                f"cannot connect to NATS at {self.url}: {_describe(error, self._timeout)}"
+                f"cannot connect to NATS at {self.url}: {describe(error, self._timeout)}"
             ) from error
         self.connected = True
         self._log.info("hub connected to NATS at %s", self.url)
@@ -222,7 +216,7 @@ class NatsBackend:
                 self._log.warning(
                     "could not withdraw this process's members from NATS at %s (%s)",
                     self.url,
-                    _describe(error, self._timeout),
+                    describe(error, self._timeout),
                 )
         await self._close()
         if self.connected:
@@ -286,7 +280,7 @@ class NatsBackend:
                 self._log.warning(
                     "hub: room changes not yet in NATS at %s (%s); retrying",
                     self.url,
-                    _describe(error, self._timeout),
+                    describe(error, self._timeout),
                 )
                 await asyncio.sleep(0.5)
                 self._wake.set()
@@ -342,7 +336,7 @@ class NatsBackend:
                 self._log.warning(
                     "hub: presence heartbeat to NATS at %s failed (%s)",
                     self.url,
-                    _describe(error, self._timeout),
+                    describe(error, self._timeout),
                 )
 
     async def _presence_notice(self, msg: Msg) -> None:
@@ -380,30 +374,6 @@ class NatsBackend:
 
     # -- what the hub asks ------------------------------------------------------------
 
-    def room_changed(self, room: str, members: dict[str, Any]) -> None:
-        if members:
-            self._members[room] = members
-        else:
-            self._members.pop(room, None)
-        self._dirty.add(room)
-        self._wake.set()
-
-    async def synced(self) -> None:
-        batch = self._batch
-        if not self.connected or batch is None:
-            return
-        try:
-            async with asyncio.timeout(self._timeout):
-                await asyncio.shield(batch)
-        except TimeoutError:
-            self._log.warning(
-                "hub: NATS at %s did not confirm room changes within %s s", self.url, self._timeout
-            )
-
-    def _unreachable(self, what: str) -> BackendUnavailable:
-        self.failures += 1
-        return BackendUnavailable(f"{self.url} is unreachable (the hub is reconnecting): {what}")
-
     async def send(self, batch: list[Outgoing], history: bool) -> list[Position | None]:
         nc, js = self._nc, self._js
         if not self.connected or nc is None or js is None:
@@ -424,7 +394,7 @@ class NatsBackend:
             self.failures += 1
             raise BackendUnavailable(
                 f"publishing {len(batch)} messages through NATS at {self.url} failed "
-                f"({_describe(error, self._timeout)})"
+                f"({describe(error, self._timeout)})"
             ) from error
         return positions
 
@@ -481,7 +451,7 @@ class NatsBackend:
             self.failures += 1
             raise BackendUnavailable(
                 f"reading the members of room {room!r} through NATS at {self.url} failed "
-                f"({_describe(error, self._timeout)})"
+                f"({describe(error, self._timeout)})"
             ) from error
         return found
 
@@ -520,7 +490,7 @@ class NatsBackend:
             self.failures += 1
             raise BackendUnavailable(
                 f"reading the history of room {room!r} through NATS at {self.url} failed "
-                f"({_describe(error, self._timeout)})"
+                f"({describe(error, self._timeout)})"
             ) from error
         entries = [entry for entry in entries if entry.position.epoch == epoch]
         return entries, Position(offset, epoch)

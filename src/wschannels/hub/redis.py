@@ -57,7 +57,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from .backend import Entry, Frames, Outgoing, PresenceChanged, Receive
+from .backend import Entry, Frames, Outgoing, PresenceChanged, Receive, SharedBackend, describe
 from .errors import BackendUnavailable, redact
 from .positions import Position, new_epoch
 
@@ -111,13 +111,6 @@ if ARGV[1] ~= '0' then
 end
 return {redis.call('HMGET', KEYS[1], 'offset', 'epoch'), redis.call('XRANGE', KEYS[2], '-', '+')}
 """
-
-
-def _describe(error: BaseException, timeout: float) -> str:
-    if isinstance(error, TimeoutError) and not str(error):
-        return f"no answer within {timeout} s"
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _backoff(attempt: int) -> float:
@@ -202,10 +195,11 @@ class _Subscriber:
         self.last_pong = now
 
 
-class RedisBackend:
+class RedisBackend(SharedBackend):
     """Fan-out, presence and history through Redis; see the module docstring for the design."""
 
     remote = True
+    server = "Redis"
 
     def __init__(
         self,
@@ -304,7 +298,7 @@ class RedisBackend:
         except _TROUBLE as error:
             await self._close_client()
             raise BackendUnavailable(
-                f"cannot connect to Redis at {self.url}: {_describe(error, self._timeout)}"
+                f"cannot connect to Redis at {self.url}: {describe(error, self._timeout)}"
             ) from error
         self.connected = True
         self._log.info(
@@ -335,7 +329,7 @@ class RedisBackend:
                     "could not withdraw this process's members from Redis at %s (%s); "
                     "they drop out of presence within %.1f s",
                     self.url,
-                    _describe(error, self._timeout),
+                    describe(error, self._timeout),
                     self._ttl_ms / 1000,
                 )
         await self._close_subscribers()
@@ -475,7 +469,7 @@ class RedisBackend:
                 "hub lost Redis at %s (%s): members here still get this process's "
                 "publishes; reconnecting",
                 self.url,
-                _describe(error, self._timeout),
+                describe(error, self._timeout),
             )
             await self._close_subscribers()
             await self._drop_pooled_connections()
@@ -495,7 +489,7 @@ class RedisBackend:
                     "hub: Redis at %s still unreachable (attempt %d: %s); retrying in up to %.2f s",
                     self.url,
                     attempt,
-                    _describe(error, self._timeout),
+                    describe(error, self._timeout),
                     _backoff(attempt),
                 )
                 continue
@@ -706,33 +700,6 @@ class RedisBackend:
 
     # -- what the hub asks --------------------------------------------------------------
 
-    def room_changed(self, room: str, members: dict[str, Any]) -> None:
-        if members:
-            self._members[room] = members
-        else:
-            self._members.pop(room, None)
-        self._dirty.add(room)
-        self._wake.set()
-
-    async def synced(self) -> None:
-        batch = self._batch
-        if not self.connected or batch is None:
-            return
-        try:
-            async with asyncio.timeout(self._timeout):
-                await asyncio.shield(batch)
-        except TimeoutError:
-            self._log.warning(
-                "hub: Redis at %s did not confirm room changes within %s s; they apply "
-                "when it answers",
-                self.url,
-                self._timeout,
-            )
-
-    def _unreachable(self, what: str) -> BackendUnavailable:
-        self.failures += 1
-        return BackendUnavailable(f"{self.url} is unreachable (the hub is reconnecting): {what}")
-
     async def send(self, batch: list[Outgoing], history: bool) -> list[Position | None]:
         client = self._client
         if not self.connected or client is None:
@@ -766,7 +733,7 @@ class RedisBackend:
             self.lose(error)
             raise BackendUnavailable(
                 f"publishing {len(batch)} messages through Redis at {self.url} failed "
-                f"({_describe(error, self._timeout)})"
+                f"({describe(error, self._timeout)})"
             ) from error
         if not history:
             return [None] * len(batch)
@@ -796,7 +763,7 @@ class RedisBackend:
             self.failures += 1
             raise BackendUnavailable(
                 f"reading the members of room {room!r} through Redis at {self.url} failed "
-                f"({_describe(error, self._timeout)})"
+                f"({describe(error, self._timeout)})"
             ) from error
         found: dict[str, Any] = {}
         for field, value in fields.items():
@@ -822,7 +789,7 @@ class RedisBackend:
             self.failures += 1
             raise BackendUnavailable(
                 f"reading the history of room {room!r} through Redis at {self.url} failed "
-                f"({_describe(error, self._timeout)})"
+                f"({describe(error, self._timeout)})"
             ) from error
         if offset is None or epoch is None:
             return [], None
